@@ -1,0 +1,1 @@
+"""lookout agent: Kafka source, decode, score, ClickHouse sinks, commit; CLI and demo."""

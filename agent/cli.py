@@ -1,0 +1,232 @@
+"""The ``lookout`` command. Expected failures print one line (``lookout: error: ...``) and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.config import Settings, load_settings
+from agent.errors import LookoutError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from agent import logs
+
+    settings = load_settings(getattr(args, "config", None))
+    logs.configure(settings.log)
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Consume, score, store, commit, until stopped (or idle)."""
+    from agent.app import build_agent
+
+    running = build_agent(_settings(args))
+    running.agent.install_signal_handlers()
+    counters = running.agent.run(exit_when_idle=args.exit_when_idle)
+    running.client.close()
+    print(
+        f"consumed {counters.consumed}, stored {counters.stored}, dead-lettered {counters.dead_lettered}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a JSONL file offline."""
+    from agent.pipeline import Scorer
+    from agent.score_file import score_file
+
+    settings = _settings(args)
+    scorer = Scorer.from_settings(settings)
+    counts = score_file(scorer, args.input, args.output, args.dlq, settings.limits.max_record_bytes)
+    print(f"scored {counts.scored}, rejected {counts.rejected}", file=sys.stderr)
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Run the bundled broker in the foreground."""
+    import signal
+
+    from agent.broker import Broker
+
+    broker = Broker(port=args.port, storage_engine=args.storage_engine, data_dir=args.data)
+    broker.start()
+    print(f"tansu broker on {broker.bootstrap} (storage {args.storage_engine}); Ctrl-C stops it", file=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
+    try:
+        return broker.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Produce a JSONL file to a topic."""
+    from agent.replay import replay
+
+    settings = _settings(args)
+    bootstrap = args.bootstrap or settings.kafka.bootstrap_servers
+    n = replay(args.file, args.topic, bootstrap, args.rate, args.partitions, show_progress=sys.stderr.isatty())
+    print(f"produced {n} messages to {args.topic} at {bootstrap}", file=sys.stderr)
+    return 0
+
+
+def _client(settings: Settings) -> Any:
+    from agent.app import open_storage
+
+    return open_storage(settings)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """What is stored."""
+    from rich.console import Console
+
+    from agent import stats
+    from agent.demo import print_summary
+
+    settings = _settings(args)
+    client = _client(settings)
+    summary = stats.collect(client, settings.clickhouse.database)
+    client.close()
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print_summary(summary, Console())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations."""
+    from agent.storage import client as ch
+    from agent.storage import migrations
+
+    settings = _settings(args)
+    client = ch.connect(settings.clickhouse)
+    applied = migrations.migrate(client, settings.clickhouse.database, settings.clickhouse.raw_text_ttl_days)
+    current = max(migrations.applied_versions(client, settings.clickhouse.database), default=0)
+    client.close()
+    names = ", ".join(f"{m.version} ({m.name})" for m in applied) or "none"
+    print(f"applied: {names}; schema version {current}", file=sys.stderr)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Run one read-only SQL statement and print the result."""
+    from rich.console import Console
+    from rich.table import Table
+
+    settings = _settings(args)
+    client = _client(settings)
+    try:
+        result = client.query(args.sql, settings={"readonly": "1"})
+    except Exception as exc:
+        from agent.storage.client import _reason
+
+        raise LookoutError(f"query failed: {_reason(exc)}") from None
+    finally:
+        client.close()
+    if args.json:
+        for row in result.result_rows:
+            print(json.dumps(dict(zip(result.column_names, row, strict=True)), default=str, ensure_ascii=False))
+        return 0
+    table = Table(*result.column_names)
+    for row in result.result_rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    Console().print(table)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Broker + sample + agent + summary."""
+    from rich.console import Console
+
+    from agent.demo import run_demo
+
+    run_demo(_settings(args), Console())
+    return 0
+
+
+def cmd_detectors(args: argparse.Namespace) -> int:
+    """List registered detectors."""
+    from detectors import registry
+
+    for name in registry.NAMES:
+        d = registry.resolve(name)()
+        direction = "higher is worse" if d.higher_is_worse else "lower is worse"
+        print(f"{name}\t{d.version}\t{direction}\tthreshold {d.default_threshold}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective settings (secrets masked)."""
+    import yaml
+
+    print(yaml.safe_dump(_settings(args).model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the CLI)."""
+    parser = argparse.ArgumentParser(prog="lookout", description="LLM quality sidecar")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(handler.__doc__ or "").strip().rstrip("."))
+        if config:
+            p.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("run", cmd_run)
+    p.add_argument("--exit-when-idle", type=float, metavar="SECONDS", help="exit 0 after this long with nothing to consume")
+    p = add("score", cmd_score)
+    p.add_argument("--in", dest="input", required=True, metavar="FILE", help="JSONL of v1 records, - for stdin")
+    p.add_argument("--out", dest="output", required=True, metavar="FILE", help="scored JSONL, - for stdout")
+    p.add_argument("--dlq", metavar="FILE", help="rejected lines (default <out>.dlq.jsonl)")
+    p = add("broker", cmd_broker, config=False)
+    p.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
+    p.add_argument("--data", type=Path, metavar="DIR", help="write broker.log and broker.json (address, pid) here")
+    p.add_argument(
+        "--storage-engine", default="memory://tansu/", help="memory://tansu/ (default, lost on exit) or s3://BUCKET/"
+    )
+    p = add("replay", cmd_replay)
+    p.add_argument("file", help="JSONL file, - for stdin; lines are produced unchanged")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--bootstrap", metavar="HOST:PORT", help="default: kafka.bootstrap_servers")
+    p.add_argument("--rate", type=float, metavar="N", help="messages per second (default: as fast as possible)")
+    p.add_argument("--partitions", type=int, default=3, help="partitions if the topic is created (default 3)")
+    p = add("stats", cmd_stats)
+    p.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    add("migrate", cmd_migrate)
+    p = add("query", cmd_query)
+    p.add_argument("sql", help="one read-only statement; read v_records / v_dead_letters / v_agent_runs")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    add("demo", cmd_demo)
+    add("detectors", cmd_detectors, config=False)
+    add("config", cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lookout`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except LookoutError as exc:
+        print(f"lookout: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""All of lookout's settings, in one frozen model.
+
+Settings come from (highest priority first): keyword overrides in code, environment variables with prefix
+``LOOKOUT_`` and ``__`` between nesting levels (``LOOKOUT_KAFKA__TOPIC``), a YAML file given with
+``--config``, then the defaults below. No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from agent.errors import ConfigError
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("lookout_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class KafkaSettings(_Section):
+    """Where records come from and where bad ones go."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list of the Kafka brokers."""
+    topic: str = "llm-logs"
+    """Topic of prompt/response records (schema v1)."""
+    group_id: str = "lookout"
+    """Consumer group; run more replicas with the same group to share partitions."""
+    dlq_topic: str | None = None
+    """Dead-letter topic for records that fail to decode; default ``<topic>.dlq``."""
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a new group starts reading."""
+    client_id: str = "lookout"
+    """Client id reported to the brokers."""
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    """Group session timeout; a dead agent's partitions move after this long."""
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    """Heartbeat interval (a third of the session timeout or less)."""
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    """Longest a batch may take to score and write before the group evicts this agent."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka security protocol."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism when a SASL protocol is used."""
+    sasl_username: str | None = None
+    """SASL user name."""
+    sasl_password: SecretStr | None = None
+    """SASL password (masked in logs)."""
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """The DLQ topic actually used."""
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        return self
+
+
+class ClickHouseSettings(_Section):
+    """Where scored records are stored."""
+
+    dsn: str = "chdb://./lookout-data"
+    """``chdb://PATH`` for the embedded engine (one process per directory), or ``http(s)://user:pass@host:port``."""
+    database: str = Field(default="lookout", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Database holding lookout's tables (created by ``lookout migrate``)."""
+    raw_text_ttl_days: int | None = Field(default=None, ge=1)
+    """Days to keep raw prompt/response/context text; scores and counters stay. None keeps text forever."""
+    write_retries: int = Field(default=5, ge=0)
+    """Retries of a failed write (capped exponential backoff) before the agent stops without committing."""
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    """Longest wait between write retries."""
+
+
+class BatchSettings(_Section):
+    """How records are grouped for scoring and writing."""
+
+    max_records: int = Field(default=256, ge=1, le=100_000)
+    """Largest batch taken from Kafka at once."""
+    max_wait_ms: int = Field(default=1_000, ge=1)
+    """Longest a poll waits for records before the agent checks its idle and stop conditions."""
+
+
+class LimitsSettings(_Section):
+    """Input limits; a record over any of them is a decode failure sent to the DLQ."""
+
+    max_record_bytes: int = Field(default=1_048_576, ge=1_024)
+    """Largest accepted message value in bytes (1 MiB)."""
+
+
+class EncoderSettings(_Section):
+    """The sentence encoder shared by every embedding detector."""
+
+    model_path: Path | None = None
+    """Local sentence-transformers model directory; default the bundled all-MiniLM-L6-v2."""
+    device: str = "cpu"
+    """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
+    batch_size: int = Field(default=64, ge=1)
+    """Texts per encoder forward pass."""
+    max_seq_length: int = Field(default=256, ge=8, le=512)
+    """Token budget per text; longer texts are truncated."""
+
+
+class DetectorSettings(_Section):
+    """Which detectors run, and where they flag."""
+
+    enabled: tuple[str, ...] = ("toxicity", "prompt_toxicity", "relevance")
+    """Detector names to run (see ``lookout detectors``)."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Per-detector flag thresholds overriding each detector's default (0.5)."""
+
+
+class CostSettings(_Section):
+    """Price table for cost at ingest."""
+
+    price_table: Path | None = None
+    """YAML file of USD per 1M input/output tokens per model, merged over the bundled table."""
+
+
+class LogSettings(_Section):
+    """Structured logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level printed."""
+    format: Literal["console", "json"] = "console"
+    """``console`` for people, ``json`` for log shippers."""
+
+
+class FaultSettings(_Section):
+    """Fault injection, for lookout's own crash-recovery tests. Leave unset in production."""
+
+    crash_after_write_batches: int | None = Field(default=None, ge=1)
+    """Kill the agent (SIGKILL) right after the Nth batch is written and before its offsets commit."""
+
+
+class Settings(BaseSettings):
+    """Every lookout setting. Frozen: build a new one to change anything."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOOKOUT_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    batch: BatchSettings = BatchSettings()
+    limits: LimitsSettings = LimitsSettings()
+    encoder: EncoderSettings = EncoderSettings()
+    detectors: DetectorSettings = DetectorSettings()
+    cost: CostSettings = CostSettings()
+    log: LogSettings = LogSettings()
+    fault: FaultSettings = FaultSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code overrides, then env, then the ``--config`` YAML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some fields of some sections replaced, validated again."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section] = {**data[section], **values}
+        return Settings.model_validate(data)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one readable line."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} not found")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    finally:
+        _config_file.reset(token)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``invalid setting kafka.topic (LOOKOUT_KAFKA__TOPIC): <why>``, for each error, joined by ``; ``."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        dotted = ".".join(loc) or "settings"
+        env = "LOOKOUT_" + "__".join(p.upper() for p in loc)
+        parts.append(f"invalid setting {dotted} ({env}): {err['msg']}")
+    return "; ".join(parts)
+
+
+def setting_rows() -> list[tuple[str, str, str, str]]:
+    """(dotted name, env var, default, description) for every setting; the README's reference table."""
+    rows = []
+    for section_name, field in Settings.model_fields.items():
+        section = field.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            continue
+        for name, sub in section.model_fields.items():
+            default = sub.get_default(call_default_factory=True)
+            rows.append(
+                (
+                    f"{section_name}.{name}",
+                    f"LOOKOUT_{section_name.upper()}__{name.upper()}",
+                    "" if default is None else str(default),
+                    sub.description or "",
+                )
+            )
+    return rows

@@ -1,0 +1,219 @@
+"""The agent loop: source → decode → score → sink → flush → commit, one batch at a time.
+
+Offsets are committed only after every sink has durably written the batch. A crash between write and
+commit re-delivers the batch; writes are idempotent on the record id, so no reader sees it twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+from agent.decode import decode
+from agent.errors import StorageError
+from agent.pipeline import Scorer
+from agent.sinks.base import BatchingSink, SinkError
+from agent.source import CommitFailed, Source, TopicPartitionKey
+from agent.storage.runs import RunCounters, RunLog
+from agent.types import DecodeFailure, Origin, RawMessage, Sample, ScoredSample
+
+log = structlog.get_logger(__name__)
+
+JOIN_GRACE_S = 60.0
+"""With ``exit_when_idle``, how long to wait for a first partition assignment before giving up."""
+
+
+class Agent:
+    """One consumer-group member scoring records into ClickHouse.
+
+    Args:
+        source: Where messages come from.
+        scorer: Detectors, encoder and prices.
+        record_sink: Where scored records go.
+        dead_letter_sinks: Where decode failures go (DLQ topic, ``dead_letters`` table).
+        max_records: Largest batch.
+        max_wait_ms: Longest poll wait.
+        max_record_bytes: Size limit for one message.
+        write_retries: Failed-write retries before giving up without committing.
+        retry_backoff_max_s: Cap of the exponential backoff between retries.
+        run_log: Where run counters are recorded, if anywhere.
+        crash_after_write_batches: Fault injection (tests): SIGKILL self after this many batches are
+            written and before their commit.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        scorer: Scorer,
+        record_sink: BatchingSink[ScoredSample],
+        dead_letter_sinks: Sequence[BatchingSink[DecodeFailure]],
+        *,
+        max_records: int = 256,
+        max_wait_ms: int = 1000,
+        max_record_bytes: int = 1_048_576,
+        write_retries: int = 5,
+        retry_backoff_max_s: float = 30.0,
+        run_log: RunLog | None = None,
+        crash_after_write_batches: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.scorer = scorer
+        self.record_sink = record_sink
+        self.dead_letter_sinks = tuple(dead_letter_sinks)
+        self.max_records = max_records
+        self.max_wait_ms = max_wait_ms
+        self.max_record_bytes = max_record_bytes
+        self.write_retries = write_retries
+        self.retry_backoff_max_s = retry_backoff_max_s
+        self.run_log = run_log
+        self.crash_after_write_batches = crash_after_write_batches
+        self.counters = RunCounters()
+        self._sleep = sleep
+        self._stop = False
+        self._written_batches = 0
+        self.on_batch: Callable[[RunCounters], None] | None = None
+        """Called after each committed batch (progress displays)."""
+
+    def request_stop(self, *_: object) -> None:
+        """Finish the current batch, commit, and return from :meth:`run` (also the SIGTERM handler)."""
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT drain and stop."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self, exit_when_idle: float | None = None) -> RunCounters:
+        """Consume until stopped, or until ``exit_when_idle`` seconds pass with nothing to consume."""
+        started = time.monotonic()
+        last_record = started
+        status = "stopped"
+        self._record_run("running")
+        try:
+            while not self._stop:
+                messages = self.source.poll(self.max_wait_ms, self.max_records)
+                if messages:
+                    self.process(messages)
+                    last_record = time.monotonic()
+                    continue
+                if exit_when_idle is not None and self._idle_for(started, last_record) >= exit_when_idle:
+                    log.info("idle, exiting", idle_s=exit_when_idle)
+                    status = "idle-exit"
+                    break
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            self._record_run(status)
+            self.source.close()
+            for sink in (*self.dead_letter_sinks, self.record_sink):
+                sink.close()
+        return self.counters
+
+    def _idle_for(self, started: float, last_record: float) -> float:
+        now = time.monotonic()
+        assigned = self.source.last_assigned_at()
+        if assigned is None:  # still joining: the idle clock has not started
+            return now - started - JOIN_GRACE_S
+        return now - max(last_record, assigned)
+
+    def process(self, messages: Sequence[RawMessage]) -> None:
+        """Decode, score, write and commit one batch."""
+        samples: list[Sample] = []
+        failures: list[DecodeFailure] = []
+        for message in messages:
+            result = decode(message, self.max_record_bytes)
+            (samples if isinstance(result, Sample) else failures).append(result)
+        scored, scoring_failures = self._score(samples, {m.origin: m for m in messages})
+        failures.extend(scoring_failures)
+        self.record_sink.extend(scored)
+        for sink in self.dead_letter_sinks:
+            sink.extend(failures)
+        self._flush()
+        self._written_batches += 1
+        if self.crash_after_write_batches == self._written_batches:
+            log.warning("fault injection: killing the agent after write, before commit")
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._commit(messages)
+        self._count(messages, scored, failures)
+
+    def _score(
+        self, samples: list[Sample], raw: Mapping[Origin | None, RawMessage]
+    ) -> tuple[list[ScoredSample], list[DecodeFailure]]:
+        """Score the batch; if that raises, score one by one and dead-letter the records that fail."""
+        try:
+            return self.scorer.score(samples), []
+        except Exception:
+            log.exception("batch scoring failed; scoring records one by one")
+        scored: list[ScoredSample] = []
+        failures: list[DecodeFailure] = []
+        for sample in samples:
+            try:
+                scored.extend(self.scorer.score([sample]))
+            except Exception as exc:
+                message = raw[sample.origin]
+                reason = f"scoring failed: {type(exc).__name__}: {exc}"[:500]
+                failures.append(
+                    DecodeFailure(message.value or b"", reason, message.origin, message.key, message.timestamp_ms)
+                )
+        return scored, failures
+
+    def _flush(self) -> None:
+        """Flush every sink, retrying with capped exponential backoff; raise if writes keep failing."""
+        attempt = 0
+        while True:
+            try:
+                for sink in (*self.dead_letter_sinks, self.record_sink):
+                    sink.flush()
+                return
+            except SinkError as exc:
+                attempt += 1
+                self.counters.write_retries += 1
+                if attempt > self.write_retries or self._stop:
+                    raise StorageError(
+                        f"writes keep failing after {attempt} attempts ({exc}); stopped without committing, "
+                        "nothing is lost: the batch is re-read on restart"
+                    ) from None
+                delay = min(self.retry_backoff_max_s, 0.5 * 2 ** (attempt - 1))
+                log.warning("write failed, retrying", attempt=attempt, delay_s=delay, error=str(exc)[:300])
+                self._sleep(delay)
+
+    def _commit(self, messages: Sequence[RawMessage]) -> None:
+        offsets: dict[TopicPartitionKey, int] = {}
+        for m in messages:
+            key = (m.origin.topic, m.origin.partition)
+            offsets[key] = max(offsets.get(key, 0), m.origin.offset + 1)
+        try:
+            self.source.commit(offsets)
+        except CommitFailed as exc:
+            self.counters.commit_failures += 1
+            log.warning("commit refused after a rebalance; the new owner re-reads and writes dedupe", error=str(exc))
+
+    def _count(self, messages: Sequence[RawMessage], scored: list[ScoredSample], failures: list[DecodeFailure]) -> None:
+        c = self.counters
+        c.consumed += len(messages)
+        c.stored += len(scored)
+        c.dead_lettered += len(failures)
+        c.batches += 1
+        for item in scored:
+            c.flagged.update(item.flags)
+            if item.cost_usd is None and self.scorer.is_unpriced(item.sample):
+                c.unpriced += 1
+        log.debug("batch committed", records=len(scored), dead_lettered=len(failures))
+        self._record_run("running")
+        if self.on_batch is not None:
+            self.on_batch(c)
+
+    def _record_run(self, status: str) -> None:
+        if self.run_log is None:
+            return
+        try:
+            self.run_log.update(self.counters, status)
+        except Exception as exc:  # counters are informational; never stop scoring for them
+            log.warning("could not record run counters", error=str(exc)[:300])
+

@@ -1,0 +1,156 @@
+"""The Kafka source: a kafka-python group consumer with auto-commit off.
+
+kafka-python delivers rebalances only inside ``poll()``, and the agent fully processes, writes and commits
+each polled batch before it polls again, so when partitions are revoked nothing handed to lookout is
+uncommitted: "flush and commit before revocation" holds by construction. The listener only records
+assignment events (it runs on kafka-python's IO thread and must not block).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from agent.config import KafkaSettings
+from agent.errors import BrokerError
+from agent.types import Origin, RawMessage
+
+log = structlog.get_logger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+
+class CommitFailed(Exception):
+    """The group moved on (rebalance) before the commit; the records will be re-delivered and deduplicated."""
+
+
+class Source(Protocol):
+    """What the agent needs from a message source."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawMessage]:
+        """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
+        ...
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Commit the next offset to read per partition; raise :class:`CommitFailed` if the group moved on."""
+        ...
+
+    def last_assigned_at(self) -> float | None:
+        """Monotonic time of the latest (re)assignment; None before the first."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group and release connections."""
+        ...
+
+
+def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection settings shared by consumer, producer and admin client."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in settings.bootstrap_servers.split(",") if s.strip()],
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism is not None:
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            config["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
+def unreachable(settings: KafkaSettings, exc: BaseException) -> BrokerError:
+    """The one-line error for a broker that cannot be reached."""
+    return BrokerError(
+        f"Kafka unreachable at {settings.bootstrap_servers} ({type(exc).__name__}); "
+        "set LOOKOUT_KAFKA__BOOTSTRAP_SERVERS or start a broker (`lookout broker`)"
+    )
+
+
+class KafkaSource:
+    """Group consumer on one topic. Constructor parameters are public; consumer state is private."""
+
+    def __init__(self, settings: KafkaSettings, max_records: int = 500) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+        from kafka.errors import KafkaError
+
+        self.settings = settings
+        self.max_records = max_records
+        self._assigned_at: float | None = None
+        self._lock = threading.Lock()
+        source = self
+
+        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  (kafka-python is untyped)
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                if not revoked:
+                    return
+                log.info("partitions revoked", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in revoked))
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                with source._lock:
+                    source._assigned_at = time.monotonic()
+                log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+        try:
+            self._consumer = KafkaConsumer(
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=settings.auto_offset_reset,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                max_poll_records=max_records,
+                **kafka_client_config(settings),
+            )
+        except KafkaError as exc:
+            raise unreachable(settings, exc) from None
+        self._consumer.subscribe([settings.topic], listener=_Listener())
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawMessage]:
+        """Messages from all assigned partitions, in offset order within each partition."""
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        out = []
+        for tp, records in polled.items():
+            for r in records:
+                out.append(
+                    RawMessage(
+                        origin=Origin(tp.topic, tp.partition, r.offset),
+                        value=r.value,
+                        key=r.key,
+                        timestamp_ms=r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None,
+                    )
+                )
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Synchronous commit of the given next offsets."""
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError
+
+        payload = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+        try:
+            self._consumer.commit(payload)
+        except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
+            raise CommitFailed(str(exc)) from exc
+
+    def last_assigned_at(self) -> float | None:
+        """Monotonic time of the latest assignment callback."""
+        with self._lock:
+            return self._assigned_at
+
+    def lag(self) -> dict[TopicPartitionKey, int]:
+        """Per assigned partition: highwater minus position (``end_offsets`` under-reports on tansu)."""
+        out = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - self._consumer.position(tp))
+        return out
+
+    def close(self) -> None:
+        """Leave the group now (no auto-commit: every processed batch was committed already)."""
+        self._consumer.close(autocommit=False)

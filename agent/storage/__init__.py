@@ -1,0 +1,1 @@
+"""ClickHouse storage through clickhouse-connect: connection, migrations, queries."""

@@ -1,0 +1,90 @@
+"""Open ClickHouse through clickhouse-connect: ``chdb://PATH`` (embedded) or ``http(s)://`` (server).
+
+Embedded mode allows one process per data directory; a second gets :class:`StorageBusyError` with a line
+that says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from agent.config import ClickHouseSettings
+from agent.errors import StorageBusyError, StorageError
+
+Client = Any
+"""A clickhouse-connect client (the library ships no type information)."""
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***``."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def chdb_path(dsn: str) -> Path | None:
+    """The data directory of a ``chdb://`` DSN (relative paths resolve against the working directory)."""
+    if not dsn.startswith("chdb://"):
+        return None
+    rest = dsn[len("chdb://") :]
+    if not rest:
+        raise StorageError("chdb:// DSN needs a directory, e.g. chdb://./lookout-data")
+    return Path(rest).expanduser().resolve()
+
+
+def connect(settings: ClickHouseSettings) -> Client:
+    """A client with the database created; raises :class:`StorageError` with a one-line reason."""
+    import clickhouse_connect
+
+    path = chdb_path(settings.dsn)
+    if path is not None:
+        client = _open_chdb(clickhouse_connect, path)
+    elif settings.dsn.startswith(("http://", "https://", "clickhouse://", "clickhouses://")):
+        try:
+            client = clickhouse_connect.get_client(dsn=settings.dsn)
+        except Exception as exc:
+            raise StorageError(
+                f"ClickHouse unreachable at {mask_dsn(settings.dsn)} ({_reason(exc)}); "
+                "set LOOKOUT_CLICKHOUSE__DSN or start the server"
+            ) from None
+    else:
+        raise StorageError(
+            f"unsupported ClickHouse DSN {mask_dsn(settings.dsn)!r}; use chdb://PATH or http(s)://host:port"
+        )
+    try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {settings.database}")
+    except Exception as exc:
+        raise StorageError(f"cannot create database {settings.database}: {_reason(exc)}") from None
+    return client
+
+
+def _open_chdb(clickhouse_connect: Any, path: Path) -> Client:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create ClickHouse data directory {path}: {exc.strerror}") from None
+    try:
+        return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    except Exception as exc:
+        text = str(exc)
+        if "Error initializing EmbeddedServer" in text or "Cannot lock file" in text:
+            raise StorageBusyError(
+                f"ClickHouse data directory {path} is in use by another process (a running `lookout run` or "
+                "`lookout demo`?); stop it first, or query through that process"
+            ) from None
+        if "already initialized with path" in text:
+            raise StorageError(f"this process already opened another embedded ClickHouse directory: {text}") from None
+        raise StorageError(f"cannot open embedded ClickHouse at {path}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    match = re.search(r"DB::Exception: (.*?)(?: \(\w+\))?(?:\.|$)", text)
+    if match:
+        text = match.group(1)
+    return text[:300] or type(exc).__name__

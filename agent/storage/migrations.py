@@ -1,0 +1,167 @@
+"""Versioned, idempotent schema migrations, recorded in ``schema_migrations``.
+
+Tables:
+- ``records``: one row per record. ReplacingMergeTree keyed by (tenant, model, ts, id) with ``ingested_at``
+  as version, so a record written twice (a crash between write and commit) collapses to one row. Every
+  read goes through the ``v_*`` views (``FINAL``), so users never see the second copy, even before a merge.
+- ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
+- ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.storage.client import Client
+
+TEXT_COLUMNS = ("prompt", "response", "history", "context")
+"""Raw text columns that ``clickhouse.raw_text_ttl_days`` expires."""
+
+TEXT_COLUMN_TYPES = {
+    "prompt": "String",
+    "response": "String",
+    "history": "Array(Tuple(role String, content String))",
+    "context": "Array(String)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step; statements use ``{db}`` for the database."""
+
+    version: int
+    """Order of application."""
+    name: str
+    """What it does."""
+    statements: tuple[str, ...]
+    """DDL, each idempotent."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "records, dead letters, agent runs",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.records (
+                id String,
+                ts DateTime64(3, 'UTC'),
+                ingested_at DateTime64(6, 'UTC'),
+                tenant LowCardinality(String),
+                user_id String,
+                model LowCardinality(String),
+                route LowCardinality(String),
+                trace_id String,
+                prompt String,
+                response String,
+                history Array(Tuple(role String, content String)),
+                context Array(String),
+                prompt_tokens Nullable(UInt32),
+                completion_tokens Nullable(UInt32),
+                cost_usd Nullable(Float64),
+                latency_ms Nullable(Float32),
+                metadata Map(String, String),
+                toxicity Nullable(Float32),
+                prompt_toxicity Nullable(Float32),
+                relevance Nullable(Float32),
+                detector_versions Map(LowCardinality(String), String),
+                flags Array(LowCardinality(String)),
+                src_topic LowCardinality(String),
+                src_partition Int32,
+                src_offset Int64
+            )
+            ENGINE = ReplacingMergeTree(ingested_at)
+            PARTITION BY toDate(ts)
+            ORDER BY (tenant, model, ts, id)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.dead_letters (
+                src_topic LowCardinality(String),
+                src_partition Int32,
+                src_offset Int64,
+                message_ts DateTime64(3, 'UTC'),
+                received_at DateTime64(6, 'UTC'),
+                reason String,
+                size_bytes UInt32,
+                dlq_topic LowCardinality(String)
+            )
+            ENGINE = ReplacingMergeTree(received_at)
+            PARTITION BY toYYYYMM(message_ts)
+            ORDER BY (src_topic, src_partition, src_offset)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.agent_runs (
+                run_id String,
+                host String,
+                topic LowCardinality(String),
+                group_id LowCardinality(String),
+                started_at DateTime64(3, 'UTC'),
+                updated_at DateTime64(6, 'UTC'),
+                status LowCardinality(String),
+                consumed UInt64,
+                stored UInt64,
+                dead_lettered UInt64,
+                unpriced UInt64,
+                batches UInt64,
+                commit_failures UInt64,
+                write_retries UInt64,
+                flagged Map(LowCardinality(String), UInt64)
+            )
+            ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY run_id
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_records AS SELECT * FROM {db}.records FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_dead_letters AS SELECT * FROM {db}.dead_letters FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_agent_runs AS SELECT * FROM {db}.agent_runs FINAL",
+        ),
+    ),
+)
+
+
+def applied_versions(client: Client, db: str) -> set[int]:
+    """Versions already recorded."""
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    rows = client.query(f"SELECT DISTINCT version FROM {db}.schema_migrations").result_rows
+    return {int(r[0]) for r in rows}
+
+
+def migrate(client: Client, db: str, raw_text_ttl_days: int | None = None) -> list[Migration]:
+    """Apply every migration not yet recorded, then the text TTL; returns what was applied."""
+    done = applied_versions(client, db)
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            client.command(statement.format(db=db))
+        client.command(
+            f"INSERT INTO {db}.schema_migrations (version, name, applied_at) "
+            "VALUES ({v:UInt32}, {n:String}, now64(3))",
+            parameters={"v": migration.version, "n": migration.name},
+        )
+        applied.append(migration)
+    if raw_text_ttl_days is not None:
+        set_text_ttl(client, db, raw_text_ttl_days)
+    return applied
+
+
+def set_text_ttl(client: Client, db: str, days: int) -> None:
+    """Expire raw text columns ``days`` after the record's ``ts`` (scores and counters stay)."""
+    for column in TEXT_COLUMNS:
+        client.command(
+            f"ALTER TABLE {db}.records MODIFY COLUMN {column} {TEXT_COLUMN_TYPES[column]} "
+            f"TTL toDateTime(ts) + INTERVAL {int(days)} DAY"
+        )
+
+
+def record_columns(client: Client, db: str) -> set[str]:
+    """Column names of ``records`` as they exist now."""
+    rows = client.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'records'",
+        parameters={"db": db},
+    ).result_rows
+    return {str(r[0]) for r in rows}

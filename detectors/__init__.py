@@ -1,0 +1,1 @@
+"""Pure scoring: records in, scores out. Imports nothing from ``agent``; models are injected."""

@@ -1,0 +1,107 @@
+"""The detector contract: records in, one score per record out, same order.
+
+Detectors are pure: they see :class:`Scorable` records and precomputed embeddings in a :class:`Batch`,
+never Kafka, ClickHouse or the agent. Models are injected through constructors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+TextField = Literal["prompt", "response"]
+"""A per-record text a detector may ask the shared encoder to embed."""
+
+Vectors = NDArray[np.float32]
+"""Rows of L2-normalised embeddings."""
+
+
+class Scorable(Protocol):
+    """The view of a record a detector gets (the agent's ``Sample`` satisfies it)."""
+
+    @property
+    def prompt(self) -> str:
+        """The user's prompt (the last user message)."""
+        ...
+
+    @property
+    def response(self) -> str:
+        """The model's response."""
+        ...
+
+    @property
+    def context(self) -> tuple[str, ...]:
+        """Retrieved passages given to the model (RAG); empty when none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One detector's verdict on one record."""
+
+    value: float | None
+    """Score in 0..1 in the detector's own direction; None when it does not apply (e.g. no context)."""
+
+
+class Encoder(Protocol):
+    """A sentence encoder: texts in, L2-normalised vectors out, one row per text, same order."""
+
+    @property
+    def name(self) -> str:
+        """Model identity, recorded with scores that depend on it."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts``; shape ``(len(texts), dim)``, float32, unit rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records plus the embeddings the batch's detectors asked for, computed once per distinct text."""
+
+    items: Sequence[Scorable]
+    """The records, in order."""
+    vectors: dict[TextField, Vectors]
+    """Embeddings per text field, one row per item, for the fields some detector needs."""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def embeddings(self, field: TextField) -> Vectors:
+        """The embeddings of ``field`` for every item; raises if no detector declared the field."""
+        try:
+            return self.vectors[field]
+        except KeyError:
+            raise KeyError(f"no embeddings for {field!r}: declare it in the detector's `needs`") from None
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A per-record scorer. Constructor parameters are public attributes; state is private."""
+
+    name: str
+    """Column and flag name (``toxicity``, ``relevance``...)."""
+    version: str
+    """Changes whenever scores change for the same input (model, calibration, code)."""
+    needs: frozenset[TextField]
+    """Text fields whose embeddings this detector reads from the batch."""
+    higher_is_worse: bool
+    """True when a high score is bad (toxicity); False when a low one is (relevance)."""
+    default_threshold: float
+    """Flag threshold used when the deployment sets none."""
+
+    def score(self, batch: Batch) -> list[Score]:
+        """One score per item of ``batch``, same order."""
+        ...
+
+
+def is_flagged(detector: Detector, value: float | None, threshold: float) -> bool:
+    """Whether ``value`` crosses ``threshold`` in the detector's bad direction; None never flags."""
+    if value is None:
+        return False
+    return value >= threshold if detector.higher_is_worse else value < threshold
