@@ -68,7 +68,10 @@ def build_agent(settings: Settings) -> Running:
         source=source,
         scorer=scorer,
         record_sink=RecordSink(client, db, names),
-        dead_letter_sinks=[DeadLetterTopicSink(producer, k.dead_letter_topic), DeadLetterTableSink(client, db, k.dead_letter_topic)],
+        dead_letter_sinks=[
+            DeadLetterTopicSink(producer, k.dead_letter_topic),
+            DeadLetterTableSink(client, db, k.dead_letter_topic),
+        ],
         max_records=settings.batch.max_records,
         max_wait_ms=settings.batch.max_wait_ms,
         max_record_bytes=settings.limits.max_record_bytes,

@@ -75,18 +75,26 @@ class Broker:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._log = (self.data_dir / "broker.log").open("ab")
         self._proc = subprocess.Popen(  # noqa: S603  (fixed argv: the bundled binary and our own flags)
-            argv, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL
+            argv,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while not _port_open(self.port):
             if self._proc.poll() is not None:
-                raise BrokerError(f"tansu exited with code {self._proc.returncode} at start (storage {self.storage_engine})")
+                raise BrokerError(
+                    f"tansu exited with code {self._proc.returncode} at start (storage {self.storage_engine})"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerError(f"tansu did not listen on {self.bootstrap} within {timeout_s:.0f} s")
             time.sleep(0.05)
         if self.data_dir is not None:
-            info = {"bootstrap_servers": self.bootstrap, "pid": self._proc.pid, "storage_engine": self.storage_engine}
+            info = {
+                "bootstrap_servers": self.bootstrap,
+                "pid": self._proc.pid,
+                "storage_engine": self.storage_engine,
+            }
             (self.data_dir / "broker.json").write_text(json.dumps(info) + "\n")
         return self
 

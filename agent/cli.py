@@ -58,7 +58,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     broker = Broker(port=args.port, storage_engine=args.storage_engine, data_dir=args.data)
     broker.start()
-    print(f"tansu broker on {broker.bootstrap} (storage {args.storage_engine}); Ctrl-C stops it", file=sys.stderr)
+    print(
+        f"tansu broker on {broker.bootstrap} (storage {args.storage_engine}); Ctrl-C stops it",
+        file=sys.stderr,
+    )
     signal.signal(signal.SIGTERM, lambda *_: broker.stop())
     try:
         return broker.wait()
@@ -186,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("run", cmd_run)
-    p.add_argument("--exit-when-idle", type=float, metavar="SECONDS", help="exit 0 after this long with nothing to consume")
+    p.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit 0 after this long with nothing to consume",
+    )
     p = add("score", cmd_score)
     p.add_argument("--in", dest="input", required=True, metavar="FILE", help="JSONL of v1 records, - for stdin")
     p.add_argument("--out", dest="output", required=True, metavar="FILE", help="scored JSONL, - for stdout")
@@ -195,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
     p.add_argument("--data", type=Path, metavar="DIR", help="write broker.log and broker.json (address, pid) here")
     p.add_argument(
-        "--storage-engine", default="memory://tansu/", help="memory://tansu/ (default, lost on exit) or s3://BUCKET/"
+        "--storage-engine",
+        default="memory://tansu/",
+        help="memory://tansu/ (default, lost on exit) or s3://BUCKET/",
     )
     p = add("replay", cmd_replay)
     p.add_argument("file", help="JSONL file, - for stdin; lines are produced unchanged")

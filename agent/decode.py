@@ -42,7 +42,11 @@ def decode(message: RawMessage, max_bytes: int = 1_048_576) -> Sample | DecodeFa
     except Exception as exc:  # the loop never dies on data: anything unforeseen is a failure too
         reason = f"undecodable: {type(exc).__name__}"
     return DecodeFailure(
-        raw=raw or b"", reason=reason, origin=message.origin, key=message.key, timestamp_ms=message.timestamp_ms
+        raw=raw or b"",
+        reason=reason,
+        origin=message.origin,
+        key=message.key,
+        timestamp_ms=message.timestamp_ms,
     )
 
 
@@ -167,9 +171,9 @@ def _message(item: Any, index: int) -> Message:
 
 
 def _prompt_and_history(obj: Mapping[str, Any]) -> tuple[str, tuple[Message, ...]]:
-    prompt = _optional_str(obj, "prompt")
+    prompt = _required_str(obj, "prompt") if "prompt" in obj else None
     raw_messages = obj.get("messages")
-    if raw_messages is None:
+    if "messages" not in obj:
         if prompt is None:
             raise _Invalid("missing required field: 'prompt' or 'messages'")
         return prompt, ()
@@ -200,6 +204,8 @@ def _context(value: Any) -> tuple[str, ...]:
 def _count(value: Any, name: str) -> int | None:
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
         raise _Invalid(f"usage.{name} must be a non-negative integer")
     return value

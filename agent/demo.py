@@ -45,7 +45,9 @@ def run_demo(settings: Settings, console: Console) -> dict[str, Any]:
             counters = running.agent.run(exit_when_idle=IDLE_EXIT_S)
         summary = stats.collect(running.client, demo.clickhouse.database)
         running.client.close()
-    console.print(f"[bold]3/3[/] this run: {counters.stored} scored, {counters.dead_lettered} to the DLQ; stored in total:")
+    console.print(
+        f"[bold]3/3[/] this run: {counters.stored} scored, {counters.dead_lettered} to the DLQ; stored in total:"
+    )
     print_summary(summary, console)
     return summary
 

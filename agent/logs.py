@@ -31,6 +31,8 @@ def configure(settings: LogSettings) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(stream=sys.stderr, level=max(level, logging.WARNING), format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=max(level, logging.WARNING), format="%(levelname)s %(name)s %(message)s"
+    )
     # kafka-python logs every reconnect attempt at WARNING/ERROR; keep the agent's own lines readable.
     logging.getLogger("kafka").setLevel(max(level, logging.ERROR))

@@ -69,9 +69,7 @@ class Scorer:
         out = []
         for i, sample in enumerate(samples):
             scores_i = {name: values[i] for name, values in columns.items()}
-            flags = tuple(
-                d.name for d in self.detectors if is_flagged(d, scores_i[d.name], self.thresholds[d.name])
-            )
+            flags = tuple(d.name for d in self.detectors if is_flagged(d, scores_i[d.name], self.thresholds[d.name]))
             out.append(
                 ScoredSample(
                     sample=sample,

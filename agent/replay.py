@@ -24,8 +24,10 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def message_key(line: bytes) -> bytes:
-    """The record's ``id`` when it has one, else a hash of the line: the same line always lands on the same
-    partition, so replaying a file twice yields the same partition/offset layout."""
+    """The record's ``id`` when it has one, else a hash of the line.
+
+    The same line always lands on the same partition, so replaying a file twice yields the same layout.
+    """
     try:
         obj = json.loads(line)
         if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"]:

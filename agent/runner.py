@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 
@@ -111,9 +112,12 @@ class Agent:
         finally:
             self._record_run(status)
             self.source.close()
-            for sink in (*self.dead_letter_sinks, self.record_sink):
+            for sink in self._sinks():
                 sink.close()
         return self.counters
+
+    def _sinks(self) -> list[BatchingSink[Any]]:
+        return [*self.dead_letter_sinks, self.record_sink]
 
     def _idle_for(self, started: float, last_record: float) -> float:
         now = time.monotonic()
@@ -128,7 +132,10 @@ class Agent:
         failures: list[DecodeFailure] = []
         for message in messages:
             result = decode(message, self.max_record_bytes)
-            (samples if isinstance(result, Sample) else failures).append(result)
+            if isinstance(result, Sample):
+                samples.append(result)
+            else:
+                failures.append(result)
         scored, scoring_failures = self._score(samples, {m.origin: m for m in messages})
         failures.extend(scoring_failures)
         self.record_sink.extend(scored)
@@ -168,7 +175,7 @@ class Agent:
         attempt = 0
         while True:
             try:
-                for sink in (*self.dead_letter_sinks, self.record_sink):
+                for sink in self._sinks():
                     sink.flush()
                 return
             except SinkError as exc:
@@ -216,4 +223,3 @@ class Agent:
             self.run_log.update(self.counters, status)
         except Exception as exc:  # counters are informational; never stop scoring for them
             log.warning("could not record run counters", error=str(exc)[:300])
-

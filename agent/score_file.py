@@ -53,7 +53,9 @@ def _output_line(message: RawMessage, scores: dict[str, float | None], flags: tu
     return json.dumps(obj, ensure_ascii=False)
 
 
-def score_file(scorer: Scorer, src: str, out: str, dlq: str | None = None, max_record_bytes: int = 1_048_576) -> ScoreCounts:
+def score_file(
+    scorer: Scorer, src: str, out: str, dlq: str | None = None, max_record_bytes: int = 1_048_576
+) -> ScoreCounts:
     """Score ``src`` into ``out``; bad lines go to ``dlq`` (default ``<out>.dlq.jsonl``, stderr-adjacent for ``-``)."""
     dlq_path = dlq or (f"{out}.dlq.jsonl" if out != "-" else "lookout-score.dlq.jsonl")
     scored = rejected = 0

@@ -84,7 +84,7 @@ class KafkaSource:
         self._lock = threading.Lock()
         source = self
 
-        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  (kafka-python is untyped)
+        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python ships no types
             def on_partitions_revoked(self, revoked: Any) -> None:
                 if not revoked:
                     return

@@ -54,13 +54,16 @@ def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
         "cost_usd": round(float(cost or 0.0), 6),
         "records_without_cost": int(uncosted),
         "cost_by_model": [
-            {"model": m, "records": int(n), "cost_usd": None if c is None else round(float(c), 6)} for m, n, c in by_model
+            {"model": m, "records": int(n), "cost_usd": None if c is None else round(float(c), 6)}
+            for m, n, c in by_model
         ],
         "detectors": detector_stats,
         "most_flagged": [
             {
                 "id": r[0], "model": r[1], "tenant": r[2], "flags": list(r[3]),
-                "scores": {d: None if v is None else round(float(v), 3) for d, v in zip(detectors, r[4:-1], strict=True)},
+                "scores": {
+                    d: None if v is None else round(float(v), 3) for d, v in zip(detectors, r[4:-1], strict=True)
+                },
                 "response": r[-1],
             }
             for r in flagged_rows

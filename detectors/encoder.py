@@ -57,8 +57,8 @@ class SentenceTransformerEncoder:
                 from sentence_transformers import SentenceTransformer  # heavy: torch
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
+                hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # untyped in transformers
 
                 path = self.model_path
                 if path is None:

@@ -57,9 +57,7 @@ class LexicalToxicity:
     higher_is_worse = True
     default_threshold = 0.5
 
-    def __init__(
-        self, model: TextClassifier | None = None, target: Literal["response", "prompt"] = "response"
-    ) -> None:
+    def __init__(self, model: TextClassifier | None = None, target: Literal["response", "prompt"] = "response") -> None:
         self.model: TextClassifier = model if model is not None else ProfanityCheckModel()
         self.target = target
         self.name = "toxicity" if target == "response" else "prompt_toxicity"

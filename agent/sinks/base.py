@@ -47,5 +47,5 @@ class BatchingSink(ABC, Generic[T]):
     def write(self, batch: Sequence[T]) -> None:
         """Store ``batch`` durably or raise :class:`SinkError`."""
 
-    def close(self) -> None:  # noqa: B027  (optional hook, most sinks hold nothing)
+    def close(self) -> None:
         """Release resources."""

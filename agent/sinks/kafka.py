@@ -42,9 +42,7 @@ class DeadLetterTopicSink(BatchingSink[DecodeFailure]):
     def write(self, batch: Sequence[DecodeFailure]) -> None:
         """Send all, then block until all are acknowledged."""
         try:
-            futures = [
-                self.producer.send(self.topic, value=f.raw, key=f.key, headers=dlq_headers(f)) for f in batch
-            ]
+            futures = [self.producer.send(self.topic, value=f.raw, key=f.key, headers=dlq_headers(f)) for f in batch]
             self.producer.flush(timeout=self.timeout_s)
             for future in futures:
                 future.get(timeout=self.timeout_s)

@@ -1,0 +1,69 @@
+"""Test helpers shipped with the code: an in-memory source and sinks (no Kafka, no ClickHouse)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from agent.sinks.base import BatchingSink, SinkError
+from agent.source import TopicPartitionKey
+from agent.types import Origin, RawMessage
+
+T = TypeVar("T")
+
+
+def messages(values: Iterable[bytes | None], topic: str = "t", partition: int = 0) -> list[RawMessage]:
+    """Raw messages at consecutive offsets of one partition."""
+    return [RawMessage(origin=Origin(topic, partition, i), value=v) for i, v in enumerate(values)]
+
+
+class ListSource:
+    """Hands out prepared messages in polls of ``max_records``; records commits and an event log."""
+
+    def __init__(self, items: Sequence[RawMessage], events: list[str] | None = None) -> None:
+        self._items = list(items)
+        self._assigned_at = time.monotonic()
+        self.committed: dict[TopicPartitionKey, int] = {}
+        self.events = events if events is not None else []
+        self.closed = False
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawMessage]:
+        """Next chunk, or nothing (after a short sleep, like an idle consumer)."""
+        chunk, self._items = self._items[:max_records], self._items[max_records:]
+        if not chunk:
+            time.sleep(min(timeout_ms, 20) / 1000)
+        return chunk
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Remember the offsets and log the commit."""
+        self.committed.update(offsets)
+        self.events.append(f"commit {sorted(offsets.items())}")
+
+    def last_assigned_at(self) -> float | None:
+        """Assigned from construction on."""
+        return self._assigned_at
+
+    def close(self) -> None:
+        """Mark closed."""
+        self.closed = True
+
+
+class ListSink(BatchingSink[T]):
+    """Keeps written items in ``written``; ``fail_next`` makes the next N writes raise :class:`SinkError`."""
+
+    def __init__(self, name: str = "sink", events: list[str] | None = None, fail_next: int = 0) -> None:
+        super().__init__()
+        self.name = name
+        self.written: list[T] = []
+        self.events = events if events is not None else []
+        self.fail_next = fail_next
+
+    def write(self, batch: Sequence[T]) -> None:
+        """Store, or fail on purpose."""
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            self.events.append(f"{self.name} failed")
+            raise SinkError(f"{self.name}: injected failure")
+        self.written.extend(batch)
+        self.events.append(f"{self.name} wrote {len(batch)}")

@@ -1,0 +1,193 @@
+"""Fixtures with real parts: a tansu broker on a free loopback port, chDB in temp dirs, the agent as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.broker import Broker, ensure_topic
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    """One real tansu broker (memory engine) for the session; tests use their own topics and groups."""
+    with Broker() as b:
+        yield b
+
+
+def record(i: int, **fields: Any) -> dict[str, Any]:
+    """A valid v1 record with id ``r-<i>``."""
+    base: dict[str, Any] = {
+        "id": f"r-{i:05d}",
+        "ts": 1_764_000_000_000 + i * 1000,
+        "prompt": f"What is the capital of country number {i}?",
+        "response": f"The capital of country number {i} is City {i}.",
+        "model": "gpt-4o-mini",
+        "tenant": "acme",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 20},
+    }
+    base.update(fields)
+    return base
+
+
+MALFORMED: tuple[bytes, ...] = (
+    b"not json at all",
+    b"[1, 2, 3]",
+    b'{"ts": 1, "prompt": "p"}',
+    b'{"ts": 1, "prompt": "p", "response": 42}',
+    b"\xff\xfe invalid utf-8",
+)
+
+
+@dataclass
+class Topic:
+    """A fresh topic on the session broker, with helpers to produce to it."""
+
+    broker: Broker
+    name: str
+    partitions: int
+
+    def produce(self, values: Sequence[bytes]) -> dict[int, int]:
+        """Produce and wait for acks; returns partition → next offset (what a full commit must equal)."""
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=5)
+        futures = [producer.send(self.name, value=v, key=str(i).encode()) for i, v in enumerate(values)]
+        producer.flush(timeout=30)
+        ends: dict[int, int] = {}
+        for fut in futures:
+            meta = fut.get(timeout=30)
+            ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
+        producer.close()
+        return ends
+
+    def produce_records(self, records: Sequence[dict[str, Any]]) -> dict[int, int]:
+        """Produce records as JSON."""
+        return self.produce([json.dumps(r).encode() for r in records])
+
+    def committed(self, group: str) -> dict[int, int]:
+        """The group's committed offsets on this topic, partition → offset."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+        try:
+            offsets = admin.list_group_offsets(group)
+        finally:
+            admin.close()
+        return {tp.partition: om.offset for tp, om in offsets.get(group, {}).items() if tp.topic == self.name}
+
+    def dead_letters(self, expected: int, timeout_ms: int = 20_000) -> list[Any]:
+        """Read the DLQ topic from the start until ``expected`` messages arrived (or timeout)."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            f"{self.name}.dlq",
+            bootstrap_servers=self.broker.bootstrap,
+            group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        out: list[Any] = []
+        try:
+            import time
+
+            deadline = time.monotonic() + timeout_ms / 1000
+            while len(out) < expected and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=500).values():
+                    out.extend(batch)
+        finally:
+            consumer.close()
+        return out
+
+
+@pytest.fixture
+def topic(broker: Broker) -> Topic:
+    """A new 3-partition topic."""
+    name = f"logs-{uuid.uuid4().hex[:8]}"
+    ensure_topic(broker.bootstrap, name, 3)
+    return Topic(broker, name, 3)
+
+
+@dataclass
+class AgentEnv:
+    """Everything needed to run ``lookout`` subprocesses against one topic and one chDB directory."""
+
+    topic: Topic
+    data_dir: Path
+    group: str
+
+    @property
+    def dsn(self) -> str:
+        """The chDB DSN."""
+        return f"chdb://{self.data_dir}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Process environment: settings through LOOKOUT_* variables only (the public contract)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKOUT_")}
+        env.update(
+            {
+                "LOOKOUT_KAFKA__BOOTSTRAP_SERVERS": self.topic.broker.bootstrap,
+                "LOOKOUT_KAFKA__TOPIC": self.topic.name,
+                "LOOKOUT_KAFKA__GROUP_ID": self.group,
+                "LOOKOUT_CLICKHOUSE__DSN": self.dsn,
+                "LOOKOUT_KAFKA__SESSION_TIMEOUT_MS": "6000",
+                "LOOKOUT_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+                "LOOKOUT_BATCH__MAX_RECORDS": "40",
+                "LOOKOUT_BATCH__MAX_WAIT_MS": "300",
+                "HF_HUB_OFFLINE": "1",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def start(self, *args: str, **extra_env: str) -> subprocess.Popen[str]:
+        """Start ``lookout ARGS`` in the background."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", *args],
+            env=self.env(**extra_env),
+            cwd=self.data_dir.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, *args: str, timeout: float = 180, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        """Run ``lookout ARGS`` to completion."""
+        return subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            env=self.env(**extra_env),
+            cwd=self.data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run SQL on the chDB directory from this process (only while no agent holds it)."""
+        import clickhouse_connect
+
+        client = clickhouse_connect.get_client(dsn=self.dsn)
+        try:
+            return [tuple(r) for r in client.query(sql).result_rows]
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def agent_env(topic: Topic, tmp_path: Path) -> AgentEnv:
+    """A topic, an empty chDB directory and a fresh consumer group."""
+    return AgentEnv(topic=topic, data_dir=tmp_path / "lookout-data", group=f"g-{uuid.uuid4().hex[:8]}")
