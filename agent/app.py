@@ -56,12 +56,12 @@ def build_agent(settings: Settings) -> Running:
     scorer = Scorer.from_settings(settings)
     names = tuple(d.name for d in scorer.detectors)
     check_score_columns(client, settings.clickhouse.database, names)
-    scorer.warm_up()
     k = settings.kafka
-    try:
+    try:  # reach Kafka before the slow model load, so a wrong address fails fast
         producer = KafkaProducer(acks="all", linger_ms=5, **kafka_client_config(k))
     except KafkaError as exc:
         raise unreachable(k, exc) from None
+    scorer.warm_up()
     source = KafkaSource(k, max_records=settings.batch.max_records)
     db = settings.clickhouse.database
     agent = Agent(

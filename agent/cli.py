@@ -62,9 +62,15 @@ def cmd_broker(args: argparse.Namespace) -> int:
         f"tansu broker on {broker.bootstrap} (storage {args.storage_engine}); Ctrl-C stops it",
         file=sys.stderr,
     )
-    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
+
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return broker.wait()
+        code = broker.wait()
+        print(f"tansu broker exited with code {code}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:
@@ -131,9 +137,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         result = client.query(args.sql, settings={"readonly": "1"})
     except Exception as exc:
-        from agent.storage.client import _reason
+        from agent.storage.client import reason
 
-        raise LookoutError(f"query failed: {_reason(exc)}") from None
+        raise LookoutError(f"query failed: {reason(exc)}") from None
     finally:
         client.close()
     if args.json:

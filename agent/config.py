@@ -8,14 +8,17 @@ Settings come from (highest priority first): keyword overrides in code, environm
 from __future__ import annotations
 
 import contextvars
+import json
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -43,6 +46,8 @@ class KafkaSettings(_Section):
     """Where a new group starts reading."""
     client_id: str = "lookout"
     """Client id reported to the brokers."""
+    connect_timeout_ms: int = Field(default=10_000, ge=100)
+    """How long to try reaching the brokers at start before giving up with an error."""
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """Group session timeout; a dead agent's partitions move after this long."""
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
@@ -199,6 +204,15 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:  # an environment value for a list or mapping setting that is not JSON
+        raise ConfigError(
+            f"{exc}; list and mapping settings take JSON, e.g. LOOKOUT_DETECTORS__ENABLED='[\"toxicity\"]'"
+        ) from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # the --config file is unreadable, not YAML, or no mapping
+        if config_file is None:
+            raise
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"config file {config_file} is not a readable YAML mapping: {reason}") from None
     finally:
         _config_file.reset(token)
 
@@ -223,11 +237,12 @@ def setting_rows() -> list[tuple[str, str, str, str]]:
             continue
         for name, sub in section.model_fields.items():
             default = sub.get_default(call_default_factory=True)
+            shown = json.dumps(list(default) if isinstance(default, tuple) else default)
             rows.append(
                 (
                     f"{section_name}.{name}",
                     f"LOOKOUT_{section_name.upper()}__{name.upper()}",
-                    "" if default is None else str(default),
+                    "" if default is None else shown if isinstance(default, tuple | list | dict) else str(default),
                     sub.description or "",
                 )
             )

@@ -63,10 +63,15 @@ class PriceTable:
                 text = override.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"price table {override}: {exc.strerror}") from None
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"price table {override}: not UTF-8 text (byte {exc.start})") from None
             try:
                 prices.update(_parse(yaml.safe_load(text), str(override)))
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"price table {override}: not valid YAML ({exc})") from None
+            except yaml.YAMLError as exc:  # str(exc) spans several lines; the message must be one
+                mark = getattr(exc, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+                raise ConfigError(f"price table {override}: not valid YAML ({problem}{where})") from None
         return cls(prices)
 
     def __contains__(self, model: str) -> bool:

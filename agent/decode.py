@@ -140,7 +140,10 @@ def _timestamp(value: Any) -> datetime:
             ts = datetime.fromisoformat(value.strip())
         except ValueError:
             raise _Invalid(f"field 'ts' is not an RFC 3339 timestamp: {value[:40]!r}") from None
-        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        try:
+            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        except OverflowError:  # an offset that pushes year 1 or 9999 out of datetime's range
+            raise _Invalid(f"field 'ts' out of range (1970..2200): {value[:40]!r}") from None
     else:
         if not math.isfinite(value):
             raise _Invalid("field 'ts' must be finite")
@@ -161,6 +164,8 @@ def _message(item: Any, index: int) -> Message:
         raise _Invalid(f"messages[{index}].role must be a non-empty string")
     content = item.get("content")
     if isinstance(content, list):  # OpenAI content parts: keep the text parts
+        if not all(isinstance(p, dict) for p in content):
+            raise _Invalid(f"messages[{index}].content parts must be objects")
         texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
         if not all(isinstance(t, str) for t in texts):
             raise _Invalid(f"messages[{index}].content text parts must be strings")

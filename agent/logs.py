@@ -34,5 +34,8 @@ def configure(settings: LogSettings) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=max(level, logging.WARNING), format="%(levelname)s %(name)s %(message)s"
     )
-    # kafka-python logs every reconnect attempt at WARNING/ERROR; keep the agent's own lines readable.
-    logging.getLogger("kafka").setLevel(max(level, logging.ERROR))
+    # kafka-python, urllib3 and clickhouse-connect log every failed attempt; lookout reports the outcome in
+    # one line of its own, so their lines only show with LOOKOUT_LOG__LEVEL=debug.
+    quiet = logging.DEBUG if level == logging.DEBUG else logging.CRITICAL
+    for name in ("kafka", "urllib3", "urllib3.connectionpool", "clickhouse_connect"):
+        logging.getLogger(name).setLevel(quiet)

@@ -54,6 +54,7 @@ def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
         "bootstrap_servers": [s.strip() for s in settings.bootstrap_servers.split(",") if s.strip()],
         "client_id": settings.client_id,
         "security_protocol": settings.security_protocol,
+        "bootstrap_timeout_ms": settings.connect_timeout_ms,
     }
     if settings.sasl_mechanism is not None:
         config["sasl_mechanism"] = settings.sasl_mechanism

@@ -49,7 +49,7 @@ def connect(settings: ClickHouseSettings) -> Client:
             client = clickhouse_connect.get_client(dsn=settings.dsn)
         except Exception as exc:
             raise StorageError(
-                f"ClickHouse unreachable at {mask_dsn(settings.dsn)} ({_reason(exc)}); "
+                f"ClickHouse unreachable at {mask_dsn(settings.dsn)} ({reason(exc)}); "
                 "set LOOKOUT_CLICKHOUSE__DSN or start the server"
             ) from None
     else:
@@ -59,7 +59,7 @@ def connect(settings: ClickHouseSettings) -> Client:
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS {settings.database}")
     except Exception as exc:
-        raise StorageError(f"cannot create database {settings.database}: {_reason(exc)}") from None
+        raise StorageError(f"cannot create database {settings.database}: {reason(exc)}") from None
     return client
 
 
@@ -79,11 +79,24 @@ def _open_chdb(clickhouse_connect: Any, path: Path) -> Client:
             ) from None
         if "already initialized with path" in text:
             raise StorageError(f"this process already opened another embedded ClickHouse directory: {text}") from None
-        raise StorageError(f"cannot open embedded ClickHouse at {path}: {_reason(exc)}") from None
+        raise StorageError(f"cannot open embedded ClickHouse at {path}: {reason(exc)}") from None
 
 
-def _reason(exc: BaseException) -> str:
+_NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host"),
+    ("Temporary failure in name resolution", "unknown host"),
+    ("timed out", "timed out"),
+    ("Authentication failed", "authentication failed"),
+)
+
+
+def reason(exc: BaseException) -> str:
+    """A short, single-line reason for a ClickHouse error (network cause or the DB::Exception text)."""
     text = " ".join(str(exc).split())
+    for needle, reason in _NETWORK_REASONS:
+        if needle in text:
+            return reason
     match = re.search(r"DB::Exception: (.*?)(?: \(\w+\))?(?:\.|$)", text)
     if match:
         text = match.group(1)

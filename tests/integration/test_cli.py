@@ -1,0 +1,165 @@
+"""The ``lookout`` commands as a user runs them (subprocesses; real broker, chDB and models)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, AgentEnv, record
+
+from agent.broker import free_port
+
+FIXTURE = REPO / "tests" / "data" / "score_fixture.jsonl"
+
+
+def lookout(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class TestScoreCommand:
+    """``lookout score``: files in, scores out, no Kafka, no ClickHouse."""
+
+    def test_scores_fixture_file_and_rejects_bad_lines(self, tmp_path: Path) -> None:
+        """Valid records get scores and flags; bad lines go to the DLQ file with reasons; exit 0 with counts."""
+        out = tmp_path / "scored.jsonl"
+        done = lookout("score", "--in", str(FIXTURE), "--out", str(out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1] == "scored 4, rejected 2"
+        scored = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+        assert list(scored) == ["fine", "toxic", "offtopic", "rag"]
+        for r in scored.values():
+            assert set(r["scores"]) == {"toxicity", "prompt_toxicity", "relevance"}
+        assert scored["fine"]["flags"] == []
+        assert "toxicity" in scored["toxic"]["flags"]
+        assert scored["offtopic"]["flags"] == ["relevance"]
+        assert scored["rag"]["metadata"] == {"source": "test", "n": 3}  # the input record is passed through
+        dlq = [json.loads(line) for line in (tmp_path / "scored.jsonl.dlq.jsonl").read_text().splitlines()]
+        assert [(d["line"], d["raw"]) for d in dlq] == [(4, "not json"), (5, dlq[1]["raw"])]
+        assert dlq[0]["reason"].startswith("not JSON")
+        assert dlq[1]["reason"] == "missing required field 'response'"
+
+    def test_stdin_to_stdout(self, tmp_path: Path) -> None:
+        """``-`` reads stdin and writes stdout; the count line goes to stderr."""
+        line = json.dumps(record(1))
+        done = lookout("score", "--in", "-", "--out", "-", "--dlq", str(tmp_path / "d.jsonl"), cwd=tmp_path, stdin=line)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["id"] == "r-00001"
+        assert "scored 1, rejected 0" in done.stderr
+
+
+class TestErrors:
+    """Expected failures print one line and exit 1."""
+
+    def test_invalid_setting_names_its_env_var(self, tmp_path: Path) -> None:
+        """A bad value is reported with the env var to fix, no traceback."""
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", "run"],
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "LOOKOUT_BATCH__MAX_RECORDS": "0"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert done.stderr.strip() == (
+            "lookout: error: invalid setting batch.max_records (LOOKOUT_BATCH__MAX_RECORDS): "
+            "Input should be greater than or equal to 1"
+        )
+
+    def test_busy_data_directory_is_reported_clearly(self, agent_env: AgentEnv) -> None:
+        """While an agent holds the chDB directory, other commands say so in one line."""
+        agent_env.topic.produce_records([record(0)])
+        holder = agent_env.start("run")
+        try:
+            assert holder.stderr is not None
+            for line in holder.stderr:  # the directory is held from "agent ready" on
+                if "agent ready" in line:
+                    break
+            done = agent_env.run("stats", "--json")
+            assert done.returncode == 1
+            assert (
+                done.stderr.strip()
+                .splitlines()[-1]
+                .startswith(
+                    f"lookout: error: ClickHouse data directory {agent_env.data_dir} is in use by another process"
+                )
+            )
+        finally:
+            holder.send_signal(signal.SIGTERM)
+            holder.communicate(timeout=60)
+        assert holder.returncode == 0
+
+    def test_query_is_read_only(self, agent_env: AgentEnv) -> None:
+        """``lookout query`` refuses writes and DDL."""
+        done = agent_env.run("query", "DROP TABLE lookout.records")
+        assert done.returncode == 1
+        assert "readonly" in done.stderr.strip().splitlines()[-1]
+        ok = agent_env.run("query", "SELECT count() AS n FROM lookout.v_records", "--json")
+        assert json.loads(ok.stdout) == {"n": 0}
+
+
+class TestBrokerAndReplay:
+    """``lookout broker`` and ``lookout replay``."""
+
+    def test_broker_runs_in_foreground_and_replay_produces_to_it(self, tmp_path: Path) -> None:
+        """The broker writes its address to --data, accepts a replay, and stops on SIGTERM with exit 0."""
+        port = free_port()
+        data = tmp_path / "broker"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "broker", "--port", str(port), "--data", str(data)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (data / "broker.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            info = json.loads((data / "broker.json").read_text())
+            assert info["bootstrap_servers"] == f"127.0.0.1:{port}"
+            done = lookout(
+                "replay", str(FIXTURE), "--topic", "t", "--bootstrap", info["bootstrap_servers"], cwd=tmp_path
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert done.stderr.strip().splitlines()[-1] == f"produced 6 messages to t at 127.0.0.1:{port}"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert not (data / "broker.json").exists()
+
+
+class TestDemo:
+    """``lookout demo``: the one-command tour."""
+
+    def test_demo_runs_twice_with_the_same_result(self, tmp_path: Path) -> None:
+        """The demo scores the bundled sample, prints real scores, and a second run stores nothing twice."""
+        first = lookout("demo", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
+        second = lookout("demo", cwd=tmp_path)
+        assert second.returncode == 0, second.stderr[-3000:]
+        for out in (first.stdout, second.stdout):
+            assert "records (distinct)   │ 380" in out
+            assert "dead letters         │ 8" in out
+            assert "most flagged" in out
+        stats = lookout("stats", "--json", cwd=tmp_path)
+        summary = json.loads(stats.stdout)
+        assert summary["samples"] == 380
+        assert summary["dead_letters"] == 8
+        assert set(summary["detectors"]) == {"toxicity", "prompt_toxicity", "relevance"}
+        assert all(d["scored"] == 380 for d in summary["detectors"].values())
+        assert summary["cost_usd"] > 0
+        assert 0 < summary["records_without_cost"] < 380

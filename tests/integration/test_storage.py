@@ -1,0 +1,133 @@
+"""Storage on the real embedded ClickHouse engine (chDB) in a temp directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import ClickHouseSettings
+from agent.errors import StorageError
+from agent.sinks.clickhouse import DeadLetterTableSink, RecordSink
+from agent.storage import migrations
+from agent.storage.client import connect, mask_dsn
+from agent.types import DecodeFailure, Message, Origin, Sample, ScoredSample, Usage
+
+DB = "lookout"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Any]:
+    """A migrated chDB database; closed after the test so the next test can open another directory."""
+    c = connect(ClickHouseSettings(dsn=f"chdb://{tmp_path / 'data'}"))
+    migrations.migrate(c, DB)
+    yield c
+    c.close()
+
+
+def scored(record_id: str, toxicity: float, offset: int = 0) -> ScoredSample:
+    sample = Sample(
+        id=record_id,
+        ts=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        prompt="p",
+        response="r",
+        history=(Message("system", "be nice"),),
+        model="gpt-4o",
+        tenant="acme",
+        context=("passage",),
+        usage=Usage(3, 4),
+        metadata={"k": "v", "n": 3.0},
+        origin=Origin("t", 1, offset),
+    )
+    return ScoredSample(
+        sample=sample,
+        scores={"toxicity": toxicity, "prompt_toxicity": None, "relevance": 0.7},
+        versions={"toxicity": "v1"},
+        flags=("toxicity",) if toxicity >= 0.5 else (),
+        cost_usd=0.001,
+    )
+
+
+class TestMigrations:
+    """Versioned, idempotent, recorded."""
+
+    def test_migrate_twice_applies_nothing_the_second_time(self, client: Any) -> None:
+        """The second run finds every version recorded and changes nothing."""
+        assert migrations.migrate(client, DB) == []
+        assert migrations.applied_versions(client, DB) == {m.version for m in migrations.MIGRATIONS}
+        tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = 'lookout'").result_rows}
+        assert {"records", "dead_letters", "agent_runs", "v_records", "v_dead_letters", "v_agent_runs"} <= tables
+
+    def test_text_ttl_applies_to_raw_text_only(self, client: Any) -> None:
+        """raw_text_ttl_days puts a TTL on prompt/response/history/context and nothing else."""
+        migrations.migrate(client, DB, raw_text_ttl_days=30)
+        ddl = client.query("SHOW CREATE TABLE lookout.records").result_rows[0][0]
+        for column in migrations.TEXT_COLUMNS:
+            assert f"`{column}`" in ddl
+        assert ddl.count("TTL toDateTime(ts) + toIntervalDay(30)") == len(migrations.TEXT_COLUMNS)
+
+
+class TestRecordSink:
+    """Idempotent writes."""
+
+    def test_same_record_written_twice_is_seen_once_with_latest_scores(self, client: Any) -> None:
+        """A re-delivered record collapses to one row in v_records; the later write wins."""
+        sink = RecordSink(client, DB, ["toxicity", "prompt_toxicity", "relevance"])
+        sink.write([scored("a", 0.9), scored("b", 0.1, offset=1)])
+        sink.write([scored("a", 0.2)])
+        assert client.query("SELECT count() FROM lookout.records").result_rows[0][0] == 3
+        rows = client.query("SELECT id, toxicity, flags FROM lookout.v_records ORDER BY id").result_rows
+        assert [(r[0], round(r[1], 3), list(r[2])) for r in rows] == [("a", 0.2, []), ("b", 0.1, [])]
+
+    def test_every_column_round_trips(self, client: Any) -> None:
+        """What the sample held is what the row holds."""
+        RecordSink(client, DB, ["toxicity", "prompt_toxicity", "relevance"]).write([scored("a", 0.9)])
+        row = client.query(
+            "SELECT tenant, model, history, context, prompt_tokens, completion_tokens, cost_usd, metadata, "
+            "prompt_toxicity, detector_versions, flags, src_topic, src_partition, ts FROM lookout.v_records"
+        ).result_rows[0]
+        assert row[:8] == (
+            "acme",
+            "gpt-4o",
+            [{"role": "system", "content": "be nice"}],
+            ["passage"],
+            3,
+            4,
+            0.001,
+            {"k": "v", "n": "3"},
+        )
+        assert row[8] is None
+        assert row[9:13] == ({"toxicity": "v1"}, ["toxicity"], "t", 1)
+        assert row[13].replace(tzinfo=UTC) == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+    def test_dead_letters_are_idempotent_on_source_offset(self, client: Any) -> None:
+        """The same failed message written twice counts once."""
+        sink = DeadLetterTableSink(client, DB, "t.dlq")
+        failure = DecodeFailure(raw=b"x", reason="not JSON", origin=Origin("t", 0, 5), timestamp_ms=1_764_000_000_000)
+        sink.write([failure])
+        sink.write([failure])
+        assert client.query("SELECT count(), any(reason) FROM lookout.v_dead_letters").result_rows == [(1, "not JSON")]
+
+
+class TestConnect:
+    """Errors that say what to do."""
+
+    def test_unreachable_server_is_one_line(self) -> None:
+        """A refused port names the DSN (password masked) and the env var to set."""
+        from agent.broker import free_port
+
+        dsn = f"http://user:secret@127.0.0.1:{free_port()}"
+        with pytest.raises(StorageError) as err:
+            connect(ClickHouseSettings(dsn=dsn))
+        message = str(err.value)
+        assert "\n" not in message and "secret" not in message
+        assert message.startswith(f"ClickHouse unreachable at {mask_dsn(dsn)} (connection refused)")
+        assert "LOOKOUT_CLICKHOUSE__DSN" in message
+
+    def test_unsupported_scheme(self) -> None:
+        """Only chdb:// and http(s):// are accepted."""
+        with pytest.raises(StorageError, match="use chdb://PATH or http"):
+            connect(ClickHouseSettings(dsn="postgres://x"))
