@@ -97,7 +97,7 @@ def build_batch(items: Sequence[Scorable], encoder: Encoder | None, fields: Iter
     """Embed the ``fields`` of ``items`` in one encoder call over their distinct texts."""
     wanted = sorted(set(fields))
     if not wanted or not items:
-        return Batch(items=items, vectors={})
+        return Batch(items=items, vectors={}, encoder=encoder)
     if encoder is None:
         raise ValueError(f"detectors need embeddings of {wanted} but no encoder was given")
     index: dict[str, int] = {}
@@ -105,4 +105,6 @@ def build_batch(items: Sequence[Scorable], encoder: Encoder | None, fields: Iter
     for field in wanted:
         rows[field] = [index.setdefault(text, len(index)) for text in _field_texts(items, field)]
     unique = encoder.encode(list(index))
-    return Batch(items=items, vectors={field: unique[np.asarray(ix)] for field, ix in rows.items()})
+    cache = {text: unique[i] for text, i in index.items()}
+    vectors = {field: unique[np.asarray(ix)] for field, ix in rows.items()}
+    return Batch(items=items, vectors=vectors, encoder=encoder, cache=cache)

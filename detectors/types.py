@@ -60,14 +60,25 @@ class Encoder(Protocol):
         ...
 
 
-@dataclass(frozen=True)
 class Batch:
-    """Records plus the embeddings the batch's detectors asked for, computed once per distinct text."""
+    """Records plus the embeddings the batch's detectors asked for, computed once per distinct text.
 
-    items: Sequence[Scorable]
-    """The records, in order."""
-    vectors: dict[TextField, Vectors]
-    """Embeddings per text field, one row per item, for the fields some detector needs."""
+    ``vectors`` holds one row per item for each declared text field. Detectors that need other texts
+    (sentences of a response, context passages) call :meth:`encode`: texts already embedded in this batch
+    are reused, the rest are encoded in one call and remembered for the batch's other detectors.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Scorable],
+        vectors: dict[TextField, Vectors] | None = None,
+        encoder: Encoder | None = None,
+        cache: dict[str, Vectors] | None = None,
+    ) -> None:
+        self.items = items
+        self.vectors: dict[TextField, Vectors] = vectors or {}
+        self.encoder = encoder
+        self._cache: dict[str, Vectors] = cache if cache is not None else {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -78,6 +89,18 @@ class Batch:
             return self.vectors[field]
         except KeyError:
             raise KeyError(f"no embeddings for {field!r}: declare it in the detector's `needs`") from None
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Embeddings of arbitrary texts, one row each, encoding only texts this batch has not seen."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            if self.encoder is None:
+                raise ValueError("this batch has no encoder; give the scorer one")
+            for text, row in zip(missing, self.encoder.encode(missing), strict=True):
+                self._cache[text] = row
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts]).astype(np.float32, copy=False)
 
 
 @runtime_checkable

@@ -1,0 +1,1 @@
+"""Training and evaluation of the shipped detector heads (``lookout train-heads``, ``lookout eval``)."""
