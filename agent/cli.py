@@ -168,7 +168,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
     from detectors import registry
 
     for name in registry.NAMES:
-        d = registry.resolve(name)()
+        d = registry.create(name)
         direction = "higher is worse" if d.higher_is_worse else "lower is worse"
         print(f"{name}\t{d.version}\t{direction}\tthreshold {d.default_threshold}")
     return 0
@@ -180,6 +180,44 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     print(yaml.safe_dump(_settings(args).model_dump(mode="json"), sort_keys=False), end="")
     return 0
+
+
+def cmd_train_heads(args: argparse.Namespace) -> int:
+    """Retrain the shipped detector heads from a datasets folder."""
+    from evaluators import heads
+
+    _settings(args)
+    kwargs = {"names": args.only} if args.only else {}
+    try:
+        out = {"out_dir": args.out} if args.out else {}
+        heads.train_heads(args.data, seed=args.seed, report=_err, **out, **kwargs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise LookoutError(str(exc)) from None
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Measure every detector (and a plain baseline) on the dev sets."""
+    from dataclasses import asdict
+
+    from evaluators import heads
+
+    _settings(args)
+    kwargs = {"names": args.only} if args.only else {}
+    try:
+        rows = heads.evaluate_all(args.data, report=_err, **kwargs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise LookoutError(str(exc)) from None
+    if args.json:
+        for row in rows:
+            print(json.dumps(asdict(row)))
+    else:
+        print(heads.markdown_table(rows))
+    return 0
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql", help="one read-only statement; read v_records / v_dead_letters / v_agent_runs")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     add("demo", cmd_demo)
+    from evaluators.heads import HEAD_TRAINERS  # light: no model imports
+
+    p = add("train-heads", cmd_train_heads)
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (../shared/datasets layout)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write <name>.json (default: the shipped heads)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="train only these heads")
+    p = add("eval", cmd_eval)
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (../shared/datasets layout)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a markdown table")
+    p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="evaluate only these detectors")
     add("detectors", cmd_detectors, config=False)
     add("config", cmd_config)
     return parser

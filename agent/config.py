@@ -122,10 +122,67 @@ class EncoderSettings(_Section):
 class DetectorSettings(_Section):
     """Which detectors run, and where they flag."""
 
-    enabled: tuple[str, ...] = ("toxicity", "prompt_toxicity", "relevance")
+    enabled: tuple[str, ...] = ("toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal")
     """Detector names to run (see ``lookout detectors``)."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-detector flag thresholds overriding each detector's default (0.5)."""
+    toxicity_backend: Literal["head", "lexical", "detoxify"] = "head"
+    """``head`` (trained MiniLM head + lexical), ``lexical`` (fastest) or ``detoxify`` (local checkpoint)."""
+    detoxify_checkpoint: Path | None = None
+    """detoxify checkpoint file (``.ckpt``) for ``toxicity_backend: detoxify``."""
+    detoxify_config_dir: Path | None = None
+    """Local directory with the checkpoint's transformers config and tokenizer files."""
+    detoxify_model_type: str = "original"
+    """detoxify model type the checkpoint was trained as (``original``, ``unbiased``, ``multilingual``)."""
+
+    @model_validator(mode="after")
+    def _detoxify_paths(self) -> DetectorSettings:
+        if self.toxicity_backend == "detoxify" and (
+            self.detoxify_checkpoint is None or self.detoxify_config_dir is None
+        ):
+            raise ValueError("toxicity_backend detoxify needs detoxify_checkpoint and detoxify_config_dir")
+        return self
+
+
+class DriftSettings(_Section):
+    """Embedding and score drift per stream (tenant, model, route), in tumbling windows."""
+
+    enabled: bool = True
+    """Compute drift in the agent and write ``drift_windows``."""
+    fields: tuple[Literal["prompt", "response"], ...] = ("prompt",)
+    """Texts whose embeddings are tested for drift."""
+    scores: tuple[str, ...] = ("toxicity", "relevance", "hallucination", "response_length")
+    """Score streams tested for distribution drift (detector names, ``response_length``); unknown ones are skipped."""
+    method: Literal["knn-ks", "mmd", "distance", "ratio", "model"] = "knn-ks"
+    """Embedding drift method: ``knn-ks`` (kNN distance to the reference, KS test) or one of evidently's."""
+    reference_size: int = Field(1000, ge=20)
+    """Items kept as each stream's reference (a reservoir sample; half of it calibrates ``knn-ks``)."""
+    reference_records: int | None = Field(None, ge=20)
+    """The reference is sampled from this many first records of the stream (default: ``reference_size``)."""
+    reference_file: Path | None = None
+    """Pinned reference: JSONL with ``prompt``/``response`` per line, used for every stream instead."""
+    window_size: int = Field(200, ge=10)
+    """A window closes after this many records of the stream..."""
+    window_seconds: float | None = Field(3600.0, gt=0)
+    """...or this long (record time) after it opened; null: by count only."""
+    min_window: int = Field(30, ge=2)
+    """A window closed by time with fewer records is not tested."""
+    k: int = Field(5, ge=1)
+    """Neighbours for ``knn-ks``."""
+    alpha: float = Field(0.01, gt=0, lt=1)
+    """Significance level of the drift tests (score threshold is ``-log10(alpha)``)."""
+    max_streams: int = Field(1000, ge=1)
+    """Streams tracked at once; the least recently seen is forgotten beyond this."""
+
+    @model_validator(mode="after")
+    def _sizes(self) -> DriftSettings:
+        if self.min_window > self.window_size:
+            raise ValueError("drift.min_window must not exceed drift.window_size")
+        if self.reference_records is not None and self.reference_records < self.reference_size:
+            raise ValueError("drift.reference_records must be at least drift.reference_size")
+        if self.k > self.reference_size // 2:
+            raise ValueError("drift.k must be at most half of drift.reference_size")
+        return self
 
 
 class CostSettings(_Section):
@@ -167,6 +224,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     encoder: EncoderSettings = EncoderSettings()
     detectors: DetectorSettings = DetectorSettings()
+    drift: DriftSettings = DriftSettings()
     cost: CostSettings = CostSettings()
     log: LogSettings = LogSettings()
     fault: FaultSettings = FaultSettings()

@@ -10,7 +10,7 @@ from agent.cost import PriceTable
 from agent.types import Sample, ScoredSample
 from detectors import registry
 from detectors.encoder import SentenceTransformerEncoder, build_batch
-from detectors.types import Detector, Encoder, TextField, is_flagged
+from detectors.types import Detector, Encoder, TextField, Vectors, is_flagged
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -31,6 +31,7 @@ class Scorer:
         encoder: Encoder | None,
         thresholds: Mapping[str, float] | None = None,
         prices: PriceTable | None = None,
+        extra_fields: frozenset[TextField] = frozenset(),
     ) -> None:
         self.detectors = tuple(detectors)
         self.encoder = encoder
@@ -39,15 +40,24 @@ class Scorer:
         if unknown:
             raise ValueError(f"thresholds given for detectors that are not enabled: {sorted(unknown)}")
         self.prices = prices if prices is not None else PriceTable({})
-        self._fields: frozenset[TextField] = frozenset().union(*(d.needs for d in detectors))
+        self._fields: frozenset[TextField] = frozenset(extra_fields).union(*(d.needs for d in detectors))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scorer:
         """The scorer a deployment's settings describe."""
-        detectors = registry.build(settings.detectors.enabled)
-        enc = settings.encoder
+        enc, det = settings.encoder, settings.detectors
+        options = registry.DetectorOptions(
+            toxicity_backend=det.toxicity_backend,
+            detoxify_checkpoint=det.detoxify_checkpoint,
+            detoxify_config_dir=det.detoxify_config_dir,
+            detoxify_model_type=det.detoxify_model_type,
+            device=enc.device,
+        )
+        detectors = registry.build(det.enabled, options)
         encoder = SentenceTransformerEncoder(enc.model_path, enc.device, enc.batch_size, enc.max_seq_length)
-        return cls(detectors, encoder, settings.detectors.thresholds, PriceTable.load(settings.cost.price_table))
+        drift_fields = frozenset(settings.drift.fields) if settings.drift.enabled else frozenset()
+        prices = PriceTable.load(settings.cost.price_table)
+        return cls(detectors, encoder, settings.detectors.thresholds, prices, extra_fields=drift_fields)
 
     def warm_up(self) -> None:
         """Load every model now (so the first batch is not slow and load errors surface at start)."""
@@ -56,8 +66,12 @@ class Scorer:
 
     def score(self, samples: Sequence[Sample]) -> list[ScoredSample]:
         """Score, flag and price every sample, in order."""
+        return self.score_batch(samples)[0]
+
+    def score_batch(self, samples: Sequence[Sample]) -> tuple[list[ScoredSample], Mapping[TextField, Vectors]]:
+        """:meth:`score`, plus the batch's embeddings of each text field (for the drift step)."""
         if not samples:
-            return []
+            return [], {}
         batch = build_batch(samples, self.encoder, self._fields)
         columns = {}
         for detector in self.detectors:
@@ -79,7 +93,7 @@ class Scorer:
                     cost_usd=self.prices.cost(sample.model, sample.usage),
                 )
             )
-        return out
+        return out, batch.vectors
 
     def is_unpriced(self, sample: Sample) -> bool:
         """True when the sample reports usage but its model has no price (the unknown-model counter)."""

@@ -3,23 +3,78 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
+from detectors.hallucination import HeadHallucination
+from detectors.refusal import RefusalDetector
 from detectors.relevance import EmbeddingRelevance
-from detectors.toxicity import LexicalToxicity, ProfanityCheckModel
+from detectors.toxicity import HeadToxicity, LexicalToxicity, ProfanityCheckModel, Target
 from detectors.types import Detector
 
-DetectorName = Literal["toxicity", "prompt_toxicity", "relevance"]
+DetectorName = Literal["toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"]
 """Every registered detector name; each is also a ClickHouse column."""
 
-Factory = Callable[[], Detector]
+ToxicityBackend = Literal["head", "lexical", "detoxify"]
 
-_shared_profanity = ProfanityCheckModel()
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """How the registry builds detectors that have more than one backend."""
+
+    toxicity_backend: ToxicityBackend = "head"
+    """``head`` (trained MiniLM head + lexical model), ``lexical`` or ``detoxify``."""
+    detoxify_checkpoint: Path | None = None
+    """detoxify ``.ckpt`` file, needed by the ``detoxify`` backend."""
+    detoxify_config_dir: Path | None = None
+    """Local transformers config/tokenizer directory for the checkpoint."""
+    detoxify_model_type: str = "original"
+    """detoxify model family the checkpoint was trained as."""
+    device: str = "cpu"
+    """torch device for detectors that run their own model."""
+
+
+@dataclass
+class _Build:
+    """Models shared by the detectors of one ``build`` call (loaded once, used by two fields)."""
+
+    options: DetectorOptions
+    shared: dict[str, object] = field(default_factory=dict)
+
+    def profanity(self) -> ProfanityCheckModel:
+        model = self.shared.get("profanity")
+        if not isinstance(model, ProfanityCheckModel):
+            model = self.shared["profanity"] = ProfanityCheckModel()
+        return model
+
+    def toxicity(self, target: Target) -> Detector:
+        opts = self.options
+        if opts.toxicity_backend == "lexical":
+            return LexicalToxicity(self.profanity(), target=target)
+        if opts.toxicity_backend == "detoxify":
+            from detectors.detoxify_backend import DetoxifyToxicity  # torch/transformers: lazily
+
+            if opts.detoxify_checkpoint is None or opts.detoxify_config_dir is None:
+                raise ValueError("toxicity backend detoxify needs detoxify_checkpoint and detoxify_config_dir")
+            base = self.shared.get("detoxify")
+            if not isinstance(base, DetoxifyToxicity):
+                base = DetoxifyToxicity(
+                    opts.detoxify_checkpoint, opts.detoxify_config_dir, opts.detoxify_model_type, device=opts.device
+                )
+                self.shared["detoxify"] = base
+            return base.for_target(target)
+        return HeadToxicity(target=target, lexical=self.profanity())
+
+
+Factory = Callable[[_Build], Detector]
 
 REGISTRY: dict[str, Factory] = {
-    "toxicity": lambda: LexicalToxicity(_shared_profanity, target="response"),
-    "prompt_toxicity": lambda: LexicalToxicity(_shared_profanity, target="prompt"),
-    "relevance": EmbeddingRelevance,
+    "toxicity": lambda b: b.toxicity("response"),
+    "prompt_toxicity": lambda b: b.toxicity("prompt"),
+    "relevance": lambda b: EmbeddingRelevance(),
+    "hallucination": lambda b: HeadHallucination(),
+    "refusal": lambda b: RefusalDetector(),
 }
 
 NAMES: tuple[str, ...] = get_args(DetectorName)
@@ -33,13 +88,19 @@ def resolve(name: str) -> Factory:
         raise ValueError(f"unknown detector {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
 
 
-def build(names: Sequence[str]) -> list[Detector]:
+def create(name: str, options: DetectorOptions | None = None) -> Detector:
+    """One detector by name, built with ``options`` (defaults: bundled heads on CPU)."""
+    return resolve(name)(_Build(options or DetectorOptions()))
+
+
+def build(names: Sequence[str], options: DetectorOptions | None = None) -> list[Detector]:
     """Instantiate the named detectors, in order, rejecting unknown and repeated names."""
     seen = set()
+    ctx = _Build(options or DetectorOptions())
     out = []
     for name in names:
         if name in seen:
             raise ValueError(f"detector {name!r} listed twice")
         seen.add(name)
-        out.append(resolve(name)())
+        out.append(resolve(name)(ctx))
     return out

@@ -1,25 +1,141 @@
-"""Relevance: does the response address the prompt? Cosine of their MiniLM embeddings, mapped to 0..1.
+"""Relevance: does the response address the prompt? A trained logistic head over three cheap features.
 
-The mapping is a logistic curve ``1 / (1 + exp(-slope * (cos - midpoint)))``. With all-MiniLM-L6-v2 an
-on-topic answer usually has cosine 0.3-0.8 with its question, an unrelated text 0.0-0.15, so the default
-midpoint 0.15 puts the 0.5 flag threshold between the two. The detectors issue calibrates it on data.
+The head (``detectors/heads/relevance.json``, model card ``relevance.md``) reads, per record:
+
+``cosine``
+    Cosine of the prompt's and the response's shared MiniLM embeddings (already in the batch: no extra
+    encoder call). Topic similarity; it cannot tell an answer from a sentence that only shares the topic.
+``prompt_recall``
+    Fraction of the prompt's content words (lowercase, non-stopword, plural ``s`` stripped) that occur in
+    the response: does the response speak about what was asked, in its words (the count features of
+    WikiQA's CNN-Cnt, Yang et al. 2015). 0 when the prompt has no content word.
+``answer_type``
+    +1 when the prompt asks for a kind of answer (``when``/``what year`` → a year or date, ``how many``/
+    ``how much``/``how long``/``how old`` → a number, ``who``/``where``/``which`` → a name) and the response
+    contains one; -1 when it asks and the response has none; 0 when the prompt asks for no such type.
+
+A length feature (log response/prompt length ratio) was tried and dropped: on the training data (HaluEval,
+short-span right answers) it learns "shorter is more relevant", the opposite of WikiQA, and cost 0.06 MAP on
+WikiQA-train. Blank prompts or responses score ``None``. Texts longer than ``MAX_LEXICAL_CHARS`` are cut for the lexical
+features (the encoder truncates its own input), so 100 KB texts cost milliseconds.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
+from detectors.head import LogisticHead
 from detectors.types import Batch, Score, TextField
+
+HEAD_NAME = "relevance"
+"""The bundled head's file stem (``detectors/heads/relevance.json``)."""
+
+FEATURES: tuple[str, ...] = ("cosine", "prompt_recall", "answer_type")
+"""Feature columns, in the head's order."""
+
+MAX_LEXICAL_CHARS = 20_000
+"""Characters of each text read by the lexical features."""
+
+_WORD = re.compile(r"\w[\w'\u2019-]*")
+_NUMBER = re.compile(r"\b\d[\d,.:]*\b")
+_YEAR_OR_DATE = re.compile(
+    r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b\d{1,2}(st|nd|rd|th)?\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"|\b(january|february|march|april|may|june|july|august|september|october|november|december)\b"
+    r"|\b(century|centuries|decade|bc|ad|bce|ce|today|yesterday|ago|season)\b",
+    re.IGNORECASE,
+)
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_STOPWORDS = _wordset(
+    """a about above after again against all am an and any are aren't as at be because been before being below
+    between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each
+    few for from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers
+    herself him himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more
+    most mustn't my myself no nor not of off on once only or other ought our ours ourselves out over own same
+    shan't she she'd she'll she's should shouldn't so some such than that that's the their theirs them
+    themselves then there there's these they they'd they'll they're they've this those through to too under
+    until up very was wasn't we we'd we'll we're we've were weren't what what's when when's where where's which
+    while who who's whom why why's with won't would wouldn't you you'd you'll you're you've your yours yourself
+    yourselves also just does tell explain give please know want like get make many much us one use used"""
+)
+
+
+def _content_words(text: str) -> set[str]:
+    words = (w.lower().replace("\u2019", "'") for w in _WORD.findall(text[:MAX_LEXICAL_CHARS]))
+    out = set()
+    for word in words:
+        if word in _STOPWORDS or (len(word) < 3 and not word.isdigit()):
+            continue
+        if word.endswith("'s"):
+            word = word[:-2]
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        out.add(word)
+    return out
+
+
+def _expected_type(prompt: str) -> str | None:
+    """``date``, ``number``, ``name`` or None, from the prompt's question words."""
+    p = prompt[:MAX_LEXICAL_CHARS].lower()
+    if re.search(r"\b(when|what year|which year|what date|what century|what decade)\b", p):
+        return "date"
+    if re.search(r"\bhow (many|much|long|old|far|tall|big|high|large|often|fast)\b|\bwhat percent", p):
+        return "number"
+    if re.search(r"\b(who|whom|whose|where|which)\b", p):
+        return "name"
+    return None
+
+
+def _answer_type(prompt: str, response: str) -> float:
+    kind = _expected_type(prompt)
+    if kind is None:
+        return 0.0
+    text = response[:MAX_LEXICAL_CHARS]
+    if kind == "date":
+        found = _YEAR_OR_DATE.search(text) is not None
+    elif kind == "number":
+        found = (
+            _NUMBER.search(text) is not None
+            or re.search(
+                r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b",
+                text,
+                re.IGNORECASE,
+            )
+            is not None
+        )
+    else:
+        prompt_words = {w.lower() for w in _WORD.findall(prompt[:MAX_LEXICAL_CHARS])}
+        names = {w.lower() for w in _WORD.findall(text) if w[:1].isupper()}
+        found = bool(names - prompt_words - _STOPWORDS)
+    return 1.0 if found else -1.0
+
+
+def compute_features(
+    prompts: Sequence[str], responses: Sequence[str], cosines: Sequence[float] | NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """One row of :data:`FEATURES` per (prompt, response, cosine of their embeddings)."""
+    rows = []
+    for prompt, response, cos in zip(prompts, responses, cosines, strict=True):
+        asked = _content_words(prompt)
+        recall = len(asked & _content_words(response)) / len(asked) if asked else 0.0
+        rows.append([float(cos), recall, _answer_type(prompt, response)])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
 
 
 class EmbeddingRelevance:
-    """Relevance of response to prompt from the shared encoder's embeddings.
+    """Relevance of response to prompt: a logistic head over embedding cosine and lexical features.
 
     Args:
-        midpoint: Cosine that maps to 0.5.
-        slope: Steepness of the logistic map.
+        head: The trained head; None loads the bundled ``detectors/heads/relevance.json``.
     """
 
     name = "relevance"
@@ -27,24 +143,25 @@ class EmbeddingRelevance:
     higher_is_worse = False
     default_threshold = 0.5
 
-    def __init__(self, midpoint: float = 0.15, slope: float = 12.0) -> None:
-        if slope <= 0:
-            raise ValueError("slope must be positive")
-        self.midpoint = midpoint
-        self.slope = slope
-        self.version = f"cosine-logistic-m{midpoint:g}-s{slope:g}"
+    def __init__(self, head: LogisticHead | None = None) -> None:
+        self.head = head if head is not None else LogisticHead.bundled(HEAD_NAME)
+        if tuple(self.head.feature_names) != FEATURES:
+            raise ValueError(f"head {self.head.name!r} is not a relevance head (features {self.head.feature_names})")
+        self.version = f"head-{self.head.version}"
 
     def __repr__(self) -> str:
-        return f"EmbeddingRelevance(midpoint={self.midpoint}, slope={self.slope})"
+        return f"EmbeddingRelevance(head={self.head.name!r}@{self.head.version})"
 
     def score(self, batch: Batch) -> list[Score]:
-        """One relevance score per record; None when prompt or response is blank."""
+        """One relevance probability per record; None when prompt or response is blank."""
         if not len(batch):
             return []
-        cos = np.einsum("ij,ij->i", batch.embeddings("prompt"), batch.embeddings("response"))
-        mapped = 1.0 / (1.0 + np.exp(-self.slope * (cos.astype(np.float64) - self.midpoint)))
+        prompts = [item.prompt for item in batch.items]
+        responses = [item.response for item in batch.items]
+        cos = np.einsum("ij,ij->i", batch.embeddings("prompt"), batch.embeddings("response")).astype(np.float64)
+        probs = self.head.predict_proba(compute_features(prompts, responses, cos))
         out = []
-        for item, value in zip(batch.items, mapped, strict=True):
-            blank = not item.prompt.strip() or not item.response.strip()
-            out.append(Score(None if blank or not math.isfinite(value) else float(value)))
+        for prompt, response, value in zip(prompts, responses, probs, strict=True):
+            blank = not prompt.strip() or not response.strip()
+            out.append(Score(None if blank or not math.isfinite(value) else float(np.clip(value, 0.0, 1.0))))
         return out

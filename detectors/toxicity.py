@@ -1,8 +1,13 @@
-"""Fast lexical toxicity: alt-profanity-check's shipped linear model (TF-IDF + linear SVM, calibrated).
+"""Toxicity of a prompt or response: a trained head (default) and a fast lexical backend.
 
-It runs in microseconds per text and needs no download. It is a lexical model: it catches profanity and
-insults but also fires on identity terms ("I am a gay man" scores high). The trained head of the
-detectors issue replaces it as the default; this one stays as the fast backend.
+* :class:`HeadToxicity` is a logistic head over the shared MiniLM embedding of the text plus
+  alt-profanity-check's probability, trained on Davidson et al.'s tweets with self-written identity
+  templates and identity-swapped copies against identity-term bias (``detectors/heads/toxicity.md``).
+* :class:`LexicalToxicity` is alt-profanity-check alone (TF-IDF + linear SVM, calibrated): microseconds per
+  text, no embeddings, but lexical: it catches profanity and insults and also fires on identity terms
+  ("I am a gay man" scores high).
+
+A transformer backend (detoxify checkpoints) lives in :mod:`detectors.detoxify_backend`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.types import Batch, Score, TextField
+from detectors.head import LogisticHead
+from detectors.types import Batch, Score, TextField, Vectors
+
+Target = Literal["response", "prompt"]
 
 
 class TextClassifier(Protocol):
@@ -57,7 +65,7 @@ class LexicalToxicity:
     higher_is_worse = True
     default_threshold = 0.5
 
-    def __init__(self, model: TextClassifier | None = None, target: Literal["response", "prompt"] = "response") -> None:
+    def __init__(self, model: TextClassifier | None = None, target: Target = "response") -> None:
         self.model: TextClassifier = model if model is not None else ProfanityCheckModel()
         self.target = target
         self.name = "toxicity" if target == "response" else "prompt_toxicity"
@@ -72,3 +80,67 @@ class LexicalToxicity:
         texts = [item.response if self.target == "response" else item.prompt for item in batch.items]
         probs = self.model.predict_proba(texts)
         return [Score(float(np.clip(p, 0.0, 1.0))) for p in probs]
+
+
+HEAD_NAME = "toxicity"
+"""The bundled head's file stem (``detectors/heads/toxicity.json``)."""
+
+LEXICAL_FEATURE = "profanity_check"
+
+
+def feature_names(dim: int) -> tuple[str, ...]:
+    """The head's feature columns for a ``dim``-dimensional embedding."""
+    return (*(f"emb_{i:03d}" for i in range(dim)), LEXICAL_FEATURE)
+
+
+def head_features(embeddings: Vectors, lexical: NDArray[np.float64]) -> NDArray[np.float64]:
+    """One feature row per text: its embedding, then the lexical classifier's probability."""
+    emb = np.asarray(embeddings, dtype=np.float64)
+    lex = np.asarray(lexical, dtype=np.float64).reshape(-1, 1)
+    if emb.shape[0] != lex.shape[0]:
+        raise ValueError(f"{emb.shape[0]} embeddings but {lex.shape[0]} lexical scores")
+    return np.hstack([emb.reshape(lex.shape[0], -1), np.clip(lex, 0.0, 1.0)])
+
+
+class HeadToxicity:
+    """Toxicity of one text field from a logistic head over its embedding and a lexical probability.
+
+    Args:
+        target: Which text to score: ``response`` (column ``toxicity``) or ``prompt`` (``prompt_toxicity``).
+        head: The trained head; None loads the bundled ``detectors/heads/toxicity.json``.
+        lexical: The lexical classifier whose probability is a feature (defaults to alt-profanity-check);
+            it must be the one the head was trained with.
+    """
+
+    higher_is_worse = True
+    default_threshold = 0.5
+
+    def __init__(
+        self,
+        target: Target = "response",
+        head: LogisticHead | None = None,
+        lexical: TextClassifier | None = None,
+    ) -> None:
+        self.target: Target = target
+        self.head = head if head is not None else LogisticHead.bundled(HEAD_NAME)
+        self.lexical: TextClassifier = lexical if lexical is not None else ProfanityCheckModel()
+        if not self.head.feature_names or self.head.feature_names[-1] != LEXICAL_FEATURE:
+            raise ValueError(f"head {self.head.name!r} is not a toxicity head (last feature is not {LEXICAL_FEATURE})")
+        self.name = "toxicity" if target == "response" else "prompt_toxicity"
+        self.needs: frozenset[TextField] = frozenset({target})
+        self.version = f"head-{self.head.version}"
+
+    def __repr__(self) -> str:
+        head = f"{self.head.name!r}@{self.head.version}"
+        return f"HeadToxicity(target={self.target!r}, head={head}, lexical={self.lexical!r})"
+
+    def score(self, batch: Batch) -> list[Score]:
+        """One probability of toxicity per record; 0.0 for a blank text (nothing to be toxic)."""
+        if not len(batch):
+            return []
+        texts = [item.response if self.target == "response" else item.prompt for item in batch.items]
+        probs = self.head.predict_proba(head_features(batch.embeddings(self.target), self.lexical.predict_proba(texts)))
+        return [
+            Score(0.0 if not text.strip() else float(np.clip(p, 0.0, 1.0)))
+            for text, p in zip(texts, probs, strict=True)
+        ]

@@ -6,6 +6,7 @@ Tables:
   read goes through the ``v_*`` views (``FINAL``), so users never see the second copy, even before a merge.
 - ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
 - ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
+- ``drift_windows``: one row per (stream, window): drift score vs threshold for an embedding or score stream.
 """
 
 from __future__ import annotations
@@ -113,6 +114,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE VIEW IF NOT EXISTS {db}.v_records AS SELECT * FROM {db}.records FINAL",
             "CREATE VIEW IF NOT EXISTS {db}.v_dead_letters AS SELECT * FROM {db}.dead_letters FINAL",
             "CREATE VIEW IF NOT EXISTS {db}.v_agent_runs AS SELECT * FROM {db}.agent_runs FINAL",
+        ),
+    ),
+    Migration(
+        2,
+        "hallucination and refusal scores",
+        (
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS hallucination Nullable(Float32) AFTER relevance",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS refusal Nullable(Float32) AFTER hallucination",
+            # a view's columns are fixed when it is created: recreate it to expose the new ones
+            "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * FROM {db}.records FINAL",
+        ),
+    ),
+    Migration(
+        3,
+        "drift windows",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {db}.drift_windows (
+                stream LowCardinality(String),
+                kind LowCardinality(String),
+                tenant LowCardinality(String),
+                model LowCardinality(String),
+                route LowCardinality(String),
+                window_start DateTime64(3, 'UTC'),
+                window_end DateTime64(3, 'UTC'),
+                n UInt32,
+                score Float64,
+                threshold Float64,
+                p_value Nullable(Float64),
+                drifted UInt8,
+                method LowCardinality(String),
+                reference_n UInt32,
+                computed_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(computed_at)
+            PARTITION BY toYYYYMM(window_end)
+            ORDER BY (stream, tenant, model, route, window_end)
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_drift_windows AS SELECT * FROM {db}.drift_windows FINAL",
         ),
     ),
 )

@@ -46,7 +46,7 @@ class TestAgentPipeline:
             assert 0.0 <= tox <= 1.0 and 0.0 <= ptox <= 1.0
             assert rel > 0.5  # each response restates its question: relevant
             assert cost == pytest.approx((10 * 0.15 + 20 * 0.60) / 1e6)
-            assert version.startswith("cosine-logistic")
+            assert version.startswith("head-")
 
         reasons = dict(
             agent_env.query("SELECT src_offset, reason FROM lookout.v_dead_letters ORDER BY src_partition, src_offset")

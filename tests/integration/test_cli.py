@@ -40,7 +40,7 @@ class TestScoreCommand:
         scored = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
         assert list(scored) == ["fine", "toxic", "offtopic", "rag"]
         for r in scored.values():
-            assert set(r["scores"]) == {"toxicity", "prompt_toxicity", "relevance"}
+            assert set(r["scores"]) == {"toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"}
         assert scored["fine"]["flags"] == []
         assert "toxicity" in scored["toxic"]["flags"]
         assert scored["offtopic"]["flags"] == ["relevance"]
@@ -159,7 +159,15 @@ class TestDemo:
         summary = json.loads(stats.stdout)
         assert summary["samples"] == 380
         assert summary["dead_letters"] == 8
-        assert set(summary["detectors"]) == {"toxicity", "prompt_toxicity", "relevance"}
-        assert all(d["scored"] == 380 for d in summary["detectors"].values())
+        assert set(summary["detectors"]) == {"toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"}
+        scored = {name: d["scored"] for name, d in summary["detectors"].items()}
+        # hallucination scores only the 60 RAG records (those with context); the rest are NULL
+        assert scored == {
+            "toxicity": 380,
+            "prompt_toxicity": 380,
+            "relevance": 380,
+            "hallucination": 60,
+            "refusal": 380,
+        }
         assert summary["cost_usd"] > 0
         assert 0 < summary["records_without_cost"] < 380

@@ -131,3 +131,24 @@ class TestConnect:
         """Only chdb:// and http(s):// are accepted."""
         with pytest.raises(StorageError, match="use chdb://PATH or http"):
             connect(ClickHouseSettings(dsn="postgres://x"))
+
+
+class TestUpgrade:
+    """A database created by an older lookout gains the new columns and keeps its rows."""
+
+    def test_v1_database_migrates_to_current(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Rows written under schema 1 survive; the view exposes columns added later as NULL."""
+        c = connect(ClickHouseSettings(dsn=f"chdb://{tmp_path / 'data'}"))
+        try:
+            monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+            migrations.migrate(c, DB)
+            c.command(
+                "INSERT INTO lookout.records (id, ts, ingested_at, relevance) VALUES ('old', now64(), now64(), 0.5)"
+            )
+            monkeypatch.undo()
+            applied = migrations.migrate(c, DB)
+            assert [m.version for m in applied] == [m.version for m in migrations.MIGRATIONS[1:]]
+            rows = c.query("SELECT id, relevance, hallucination, refusal FROM lookout.v_records").result_rows
+            assert rows == [("old", 0.5, None, None)]
+        finally:
+            c.close()

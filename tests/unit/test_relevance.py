@@ -1,0 +1,212 @@
+"""The relevance detector (trained head over cosine + lexical features) and its training module."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.types import Sample
+from detectors.encoder import SentenceTransformerEncoder, build_batch
+from detectors.head import LogisticHead
+from detectors.relevance import FEATURES, EmbeddingRelevance, compute_features
+from detectors.testing import HashingEncoder
+from detectors.types import Encoder
+from evaluators.training import relevance as training
+
+TS = datetime(2026, 1, 1, tzinfo=UTC)
+_ENCODER: Encoder | None = None
+
+
+def real_encoder() -> Encoder:
+    """The bundled all-MiniLM-L6-v2, loaded once for this module."""
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = SentenceTransformerEncoder()
+    return _ENCODER
+
+
+def scores(pairs: list[tuple[str, str]], detector: EmbeddingRelevance, encoder: Encoder) -> list[float | None]:
+    items = [Sample(id=str(i), ts=TS, prompt=p, response=r, context=()) for i, (p, r) in enumerate(pairs)]
+    return [s.value for s in detector.score(build_batch(items, encoder, detector.needs))]
+
+
+def fixed_head(coef: tuple[float, float, float], intercept: float = 0.0) -> LogisticHead:
+    return LogisticHead(
+        name="relevance",
+        version="test",
+        feature_names=FEATURES,
+        mean=np.zeros(3),
+        scale=np.ones(3),
+        coef=np.asarray(coef, dtype=np.float64),
+        intercept=intercept,
+    )
+
+
+RELEVANT = [
+    (
+        "How do I bake bread?",
+        "To bake bread, mix flour, water, yeast and salt, knead the dough, let it rise, then bake.",
+    ),
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("How do I reverse a list in Python?", "Use my_list.reverse() in place, or my_list[::-1] for a reversed copy."),
+    ("Why is the sky blue?", "The sky looks blue because air molecules scatter blue sunlight more than red light."),
+    ("When was the Eiffel Tower completed?", "The Eiffel Tower was completed in 1889 for the World's Fair."),
+]
+OFF_TOPIC = [
+    ("How do I bake bread?", "The 1998 World Cup final was played in Saint-Denis."),
+    ("What is the capital of France?", "Berlin is known for its nightlife and techno clubs."),
+    ("How do I reverse a list in Python?", "Cats sleep for twelve to sixteen hours a day."),
+    ("Why is the sky blue?", "The stock market closed higher on Friday after strong earnings."),
+    ("When was the Eiffel Tower completed?", "Photosynthesis turns carbon dioxide and water into sugar."),
+]
+
+
+class TestFeatures:
+    """The lexical features beside the cosine."""
+
+    def test_prompt_recall_counts_content_words_found(self) -> None:
+        """Two of the prompt's four content words (capital, france, population, city) occur: recall 0.5."""
+        x = compute_features(["What is the capital of France and its population city?"], ["France's capital."], [0.3])
+        assert x.shape == (1, 3)
+        assert x[0, 0] == pytest.approx(0.3)
+        assert x[0, 1] == pytest.approx(0.5)
+
+    def test_answer_type_present_absent_and_not_asked(self) -> None:
+        """A year answers 'when' (+1), its absence is -1, and a 'how do' prompt asks for no type (0)."""
+        x = compute_features(
+            ["When was it built?", "When was it built?", "How many legs has a spider?", "How do I cook rice?"],
+            ["It was built in 1889.", "It was built by engineers.", "A spider has eight legs.", "Boil it."],
+            [0.5, 0.5, 0.5, 0.5],
+        )
+        assert x[:, 2].tolist() == [1.0, -1.0, 1.0, 0.0]
+
+    def test_name_answer_must_be_new_to_the_prompt(self) -> None:
+        """'Who' is answered by a capitalised name absent from the prompt, not by repeating the prompt's."""
+        x = compute_features(["Who wrote Hamlet?"] * 2, ["William Shakespeare.", "Hamlet is a play."], [0.5, 0.5])
+        assert x[:, 2].tolist() == [1.0, -1.0]
+
+    def test_no_rows_and_odd_text(self) -> None:
+        """No inputs give a (0, 3) array; empty, non-Latin and 100 KB texts give finite rows."""
+        assert compute_features([], [], []).shape == (0, 3)
+        x = compute_features(
+            ["", "パンの焼き方は?", "word " * 20_000], ["", "小麦粉と水を混ぜて焼きます。", "w " * 50_000], [0, 0, 0]
+        )
+        assert np.isfinite(x).all()
+
+
+class TestEmbeddingRelevance:
+    """The detector over the bundled head and the real encoder."""
+
+    def test_bundled_head_loads_with_versioned_name(self) -> None:
+        """The no-argument constructor loads detectors/heads/relevance.json; version names the head."""
+        detector = EmbeddingRelevance()
+        assert detector.head.feature_names == FEATURES
+        assert detector.version == f"head-{detector.head.version}"
+        assert detector.version.startswith("head-logit-2026-11-26-")
+        assert "EmbeddingRelevance(head='relevance'@" in repr(detector)
+
+    def test_on_topic_answers_pass_and_off_topic_ones_flag(self) -> None:
+        """Full-sentence answers score at least 0.5; unrelated sentences score below it."""
+        detector = EmbeddingRelevance()
+        good = scores(RELEVANT, detector, real_encoder())
+        bad = scores(OFF_TOPIC, detector, real_encoder())
+        assert all(v is not None and v >= 0.5 for v in good), good
+        assert all(v is not None and v < 0.5 for v in bad), bad
+
+    def test_answer_ranks_above_same_prompt_distractor(self) -> None:
+        """For each prompt, its answer scores higher than another prompt's answer."""
+        detector = EmbeddingRelevance()
+        good = scores(RELEVANT, detector, real_encoder())
+        swapped = [(p, RELEVANT[(i + 1) % len(RELEVANT)][1]) for i, (p, _) in enumerate(RELEVANT)]
+        for g, s in zip(good, scores(swapped, detector, real_encoder()), strict=True):
+            assert g is not None and s is not None and g > s
+
+    def test_blank_prompt_or_response_is_none(self) -> None:
+        """Nothing to relate: blank or whitespace-only prompt or response scores None."""
+        values = scores([("", "An answer."), ("A question?", "  \n"), ("", "")], EmbeddingRelevance(), HashingEncoder())
+        assert values == [None, None, None]
+
+    def test_injected_head_is_applied_exactly(self) -> None:
+        """A head with weight 1 on cosine only gives sigmoid(cosine) (identical texts: cosine 1)."""
+        detector = EmbeddingRelevance(head=fixed_head((1.0, 0.0, 0.0)))
+        (value,) = scores([("same words here", "same words here")], detector, HashingEncoder())
+        assert value == pytest.approx(1.0 / (1.0 + np.exp(-1.0)))
+
+    def test_head_with_other_features_is_rejected(self) -> None:
+        """A head of another detector fails at construction with a message naming the features."""
+        other = LogisticHead("toxicity", "x", ("a",), np.zeros(1), np.ones(1), np.ones(1), 0.0)
+        with pytest.raises(ValueError, match="not a relevance head"):
+            EmbeddingRelevance(head=other)
+
+
+class TestTraining:
+    """Pieces of evaluators/training/relevance.py that need no shared datasets."""
+
+    def test_ranking_metrics_exact(self) -> None:
+        """MAP/MRR of two ranked lists: ranks (2) and (1, 3) give AP 0.5 and 0.8333, RR 0.5 and 1."""
+        groups = [
+            (np.asarray([0.9, 0.5, 0.1]), [0, 1, 0]),
+            (np.asarray([0.9, 0.5, 0.4]), [1, 0, 1]),
+            (np.asarray([0.2, 0.1]), [0, 0]),
+        ]
+        m = training.ranking_metrics(groups)
+        assert m["MAP"] == pytest.approx((0.5 + (1 + 2 / 3) / 2) / 2)
+        assert m["MRR"] == pytest.approx(0.75)
+
+    def test_held_out_split_is_deterministic(self) -> None:
+        """The split is a pure function of the group key (same as the hallucination head's)."""
+        keys = [f"halueval\nk{i}\nq{i}" for i in range(200)]
+        first = [training.held_out(k) for k in keys]
+        assert first == [training.held_out(k) for k in keys]
+        assert 40 <= sum(first) <= 80
+
+    def _write_halueval(self, folder: Path, n: int) -> None:
+        folder.mkdir(parents=True)
+        lines = [
+            json.dumps(
+                {
+                    "knowledge": f"Town{i} lies on river {i}. The mayor of Town{i} is Person{i}.",
+                    "question": f"Who is the mayor of Town{i}?",
+                    "right_answer": f"Person{i}",
+                    "hallucinated_answer": f"The mayor of Town{i} is Someone{i}.",
+                }
+            )
+            for i in range(n)
+        ]
+        (folder / "qa_one-turn_data.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def test_pairs_have_positives_and_negatives_of_each_kind(self, tmp_path: Path) -> None:
+        """Each question gives 2 answers and 1 answer sentence as positives, 1 topical + 2 random + 2 hard negatives."""
+        self._write_halueval(tmp_path / "halueval_qa", 6)
+        questions = training.load_halueval(tmp_path / "halueval_qa")
+        assert questions[0].sentences == ("The mayor of Town0 is Person0.",)
+        pairs = training.make_pairs(questions, HashingEncoder(), None, seed=0)
+        counts = {k: pairs.kinds.count(k) for k in set(pairs.kinds)}
+        assert counts == {
+            "right answer": 6,
+            "hallucinated answer": 6,
+            "answer sentence": 6,
+            "same-passage non-answer sentence": 6,
+            "random other": 12,
+            "hard other": 12,
+        }
+        by_prompt = {q.question: q for q in questions}
+        for p, r, y in zip(pairs.prompts, pairs.responses, pairs.labels, strict=True):
+            q = by_prompt[p]
+            if y == 1:
+                assert r in q.answers + q.sentences
+            else:
+                assert r not in q.answers + q.sentences
+
+    def test_train_writes_a_working_head(self, tmp_path: Path) -> None:
+        """train() on a small HaluEval-shaped folder gives a head the detector accepts, with metrics in meta."""
+        self._write_halueval(tmp_path / "hallucination" / "halueval_qa", 40)
+        head = training.train(tmp_path, HashingEncoder(), seed=0)
+        assert head.feature_names == FEATURES and head.version.startswith("logit-2026-11-26-")
+        assert {m["metric"] for m in head.meta["held_out_metrics"]} == {"AUC", "F1@0.5", "balanced accuracy"}
+        assert "relevance head" in training.model_card(head)
+        EmbeddingRelevance(head=head)

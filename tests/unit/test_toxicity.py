@@ -1,0 +1,249 @@
+"""The toxicity head detector, its features, the probe data and the training module's loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from detectors.encoder import SentenceTransformerEncoder, build_batch
+from detectors.head import LogisticHead
+from detectors.testing import HashingEncoder
+from detectors.toxicity import LEXICAL_FEATURE, HeadToxicity, feature_names, head_features
+from detectors.types import Detector, Encoder
+from evaluators.training.toxicity import clean_tweet, functional_accuracy, load_davidson, load_wiki
+from evaluators.training.toxicity_probes import (
+    FUNCTIONAL_SUITE,
+    GENERAL_TRAIN,
+    GROUPS,
+    identity_templates,
+    mentions_identity,
+    swap_identities,
+)
+
+_ENCODER: Encoder | None = None
+
+
+def real_encoder() -> Encoder:
+    """The bundled all-MiniLM-L6-v2, loaded once for this module."""
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = SentenceTransformerEncoder()
+    return _ENCODER
+
+
+@dataclass(frozen=True)
+class Record:
+    """A minimal Scorable."""
+
+    prompt: str
+    response: str
+    context: tuple[str, ...] = ()
+
+
+class FixedLexical:
+    """A lexical classifier returning 0.9 for texts containing 'bad', else 0.1."""
+
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        return np.asarray([0.9 if "bad" in t else 0.1 for t in texts], dtype=np.float64)
+
+
+def toy_head(dim: int = 8) -> LogisticHead:
+    """A head that only looks at the lexical feature: logit = 4 * (p - 0.5)."""
+    coef = np.zeros(dim + 1)
+    coef[-1] = 4.0
+    return LogisticHead(
+        name="toxicity",
+        version="toy",
+        feature_names=feature_names(dim),
+        mean=np.full(dim + 1, 0.5),
+        scale=np.ones(dim + 1),
+        coef=coef,
+        intercept=0.0,
+    )
+
+
+def head_scores(records: list[Record], target: str = "response") -> list[float | None]:
+    """Scores of the bundled head on the real encoder."""
+    detector = HeadToxicity(target="prompt" if target == "prompt" else "response")
+    batch = build_batch(records, real_encoder(), detector.needs)
+    return [s.value for s in detector.score(batch)]
+
+
+class TestHeadFeatures:
+    """The feature row: embedding, then the lexical probability."""
+
+    def test_names_are_embedding_dims_then_lexical(self) -> None:
+        """feature_names(3) is emb_000..emb_002 then profanity_check."""
+        assert feature_names(3) == ("emb_000", "emb_001", "emb_002", LEXICAL_FEATURE)
+
+    def test_concatenates_and_clips_the_probability(self) -> None:
+        """Each row is the embedding followed by the probability clipped to 0..1."""
+        emb = np.asarray([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+        x = head_features(emb, np.asarray([1.5, 0.25]))
+        assert x.tolist() == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.25]]
+
+    def test_row_count_mismatch_is_an_error(self) -> None:
+        """Two embeddings and one probability cannot be combined."""
+        with pytest.raises(ValueError, match="2 embeddings but 1 lexical"):
+            head_features(np.zeros((2, 4), dtype=np.float32), np.asarray([0.5]))
+
+
+class TestHeadToxicityPlumbing:
+    """Contract and plumbing, with a toy head and the hashing encoder."""
+
+    def test_scores_the_target_field_with_the_head(self) -> None:
+        """Response and prompt detectors read their own field; the value is the head's probability."""
+        records = [Record(prompt="fine", response="bad words"), Record(prompt="bad prompt", response="fine")]
+        expected_bad, expected_fine = 1 / (1 + np.exp(-4 * 0.4)), 1 / (1 + np.exp(4 * 0.4))
+        for target, expected in (
+            ("response", [expected_bad, expected_fine]),
+            ("prompt", [expected_fine, expected_bad]),
+        ):
+            detector = HeadToxicity(
+                target="prompt" if target == "prompt" else "response", head=toy_head(), lexical=FixedLexical()
+            )
+            batch = build_batch(records, HashingEncoder(dim=8), detector.needs)
+            assert [s.value for s in detector.score(batch)] == pytest.approx(expected)
+
+    def test_blank_text_scores_zero(self) -> None:
+        """An empty or whitespace-only text has nothing toxic in it: 0.0."""
+        detector = HeadToxicity(head=toy_head(), lexical=FixedLexical())
+        batch = build_batch([Record("p", ""), Record("p", "  \n")], HashingEncoder(dim=8), detector.needs)
+        assert [s.value for s in detector.score(batch)] == [0.0, 0.0]
+
+    def test_contract_attributes(self) -> None:
+        """Names, needs and version follow the target and the head's version."""
+        response = HeadToxicity(head=toy_head(), lexical=FixedLexical())
+        prompt = HeadToxicity(target="prompt", head=toy_head(), lexical=FixedLexical())
+        assert isinstance(response, Detector)
+        assert (response.name, response.needs, response.version) == ("toxicity", frozenset({"response"}), "head-toy")
+        assert (prompt.name, prompt.needs) == ("prompt_toxicity", frozenset({"prompt"}))
+        assert response.higher_is_worse and response.default_threshold == 0.5
+        assert repr(prompt).startswith("HeadToxicity(target='prompt', head='toxicity'@toy")
+
+    def test_rejects_a_head_without_the_lexical_feature(self) -> None:
+        """A head whose last feature is not profanity_check is not a toxicity head."""
+        head = LogisticHead("other", "v1", ("a", "b"), np.zeros(2), np.ones(2), np.zeros(2), 0.0)
+        with pytest.raises(ValueError, match="not a toxicity head"):
+            HeadToxicity(head=head)
+
+    def test_empty_batch(self) -> None:
+        """No records, no scores, no classifier call."""
+        detector = HeadToxicity(head=toy_head(), lexical=FixedLexical())
+        assert detector.score(build_batch([], HashingEncoder(dim=8), detector.needs)) == []
+
+
+class TestBundledHead:
+    """The shipped head on the real encoder and alt-profanity-check."""
+
+    def test_head_file_describes_its_training(self) -> None:
+        """385 features (384-d MiniLM + lexical), a date, a seed and licenses in its metadata."""
+        head = LogisticHead.bundled("toxicity")
+        assert len(head.feature_names) == 385
+        assert head.feature_names[-1] == LEXICAL_FEATURE
+        assert head.meta["date"] == "2026-11-26"
+        assert head.meta["seed"] == 0
+        assert "MIT" in head.meta["licenses"]["davidson_hate_offensive"]
+        assert HeadToxicity().version == f"head-{head.version}"
+
+    def test_identity_statements_are_not_toxic(self) -> None:
+        """Plain statements of identity score below 0.5 (the bias a slur-heavy tweet corpus teaches)."""
+        texts = ["I am a gay man", "I am a proud Muslim woman", "Black people are my neighbours"]
+        values = head_scores([Record("hi", t) for t in texts])
+        assert all(v is not None and v < 0.5 for v in values), values
+
+    def test_insults_are_toxic_in_prompt_and_response(self) -> None:
+        """A direct insult scores at least 0.5 whichever field it is in."""
+        insult = "Shut up, you stupid fucking idiot."
+        assert (head_scores([Record("hi", insult)])[0] or 0.0) >= 0.5
+        assert (head_scores([Record(insult, "hello")], target="prompt")[0] or 0.0) >= 0.5
+
+    def test_neutral_text_is_not_toxic(self) -> None:
+        """A recipe and a non-English sentence score below 0.5."""
+        values = head_scores([Record("hi", "Mix flour, water and salt, then bake."), Record("hi", "パンを焼きます。")])
+        assert all(v is not None and v < 0.5 for v in values), values
+
+
+class TestSwapIdentities:
+    """Counterfactual identity swaps."""
+
+    def test_swaps_both_ways_keeping_case(self) -> None:
+        """gay↔straight, Muslim↔Christian, BLACK↔WHITE, women↔men, whole words only."""
+        assert swap_identities("Gay and straight people") == "Straight and gay people"
+        assert swap_identities("A Muslim woman met a BLACK man") == "A Christian man met a WHITE woman"
+        assert swap_identities("women and men") == "men and women"
+        assert swap_identities("the blackboard is mangoes") == "the blackboard is mangoes"
+
+    def test_mentions_identity(self) -> None:
+        """A text mentions an identity when a swap-list term occurs as a word."""
+        assert mentions_identity("my Jewish friend")
+        assert not mentions_identity("a blackbird sang")
+
+
+class TestProbeData:
+    """Templates and the self-written functional suite."""
+
+    def test_templates_cover_every_group_and_train_eval_differ(self) -> None:
+        """Eval: 24 groups x 6 non-toxic + 6 toxic templates; no eval sentence is a training sentence."""
+        train, evaluation = identity_templates("train"), identity_templates("eval")
+        assert len(GROUPS) == 24
+        assert len(evaluation) == 24 * 12
+        assert sum(label for _, label in evaluation) == 24 * 6
+        assert len(train) == 24 * (14 + 8)
+        training_texts = {t for t, _ in train} | {t for t, _ in GENERAL_TRAIN}
+        assert not training_texts & {t for t, _ in evaluation}
+        assert "I am a proud Muslim man." in {t for t, _ in evaluation}
+
+    def test_functional_suite_shape_and_disjoint_from_training(self) -> None:
+        """8 functionalities x 6 cases, one expected label per functionality, none used in training."""
+        assert len(FUNCTIONAL_SUITE) == 8
+        assert all(len(cases) == 6 for cases in FUNCTIONAL_SUITE.values())
+        assert all(len({label for _, label in cases}) == 1 for cases in FUNCTIONAL_SUITE.values())
+        suite = {t for cases in FUNCTIONAL_SUITE.values() for t, _ in cases}
+        assert not suite & ({t for t, _ in identity_templates("train")} | {t for t, _ in GENERAL_TRAIN})
+
+    def test_functional_accuracy_per_functionality(self) -> None:
+        """A predictor that says 'toxic' for everything is right exactly on the toxic functionalities."""
+        acc = functional_accuracy(lambda texts: np.ones(len(texts)))
+        assert acc["threat"] == 1.0
+        assert acc["implicit hate"] == 1.0
+        assert acc["counter-speech"] == 0.0
+        assert sum(acc.values()) == 3.0
+
+
+class TestLoaders:
+    """Dataset loaders of the training module, on inline files."""
+
+    def test_clean_tweet(self) -> None:
+        """Entities are unescaped; RT, @mentions and URLs are removed; whitespace collapses."""
+        raw = "!!! RT @mayasolovely: you &amp;amp; me http://t.co/x  ok"
+        assert clean_tweet(raw) == "!!! you & me ok"
+
+    def test_davidson_labels_and_split(self, tmp_path: Path) -> None:
+        """Hate (0) and offensive (1) map to 1, neither (2) to 0; the split is a fixed hash of the text."""
+        folder = tmp_path / "toxicity" / "davidson_hate_offensive"
+        folder.mkdir(parents=True)
+        (folder / "labeled_data.csv").write_text(
+            ",count,hate_speech,offensive_language,neither,class,tweet\n"
+            "0,3,3,0,0,0,hate text\n1,3,0,3,0,1,rude text\n2,3,0,0,3,2,@a: nice &amp; kind\n",
+            encoding="utf-8",
+        )
+        rows = load_davidson(tmp_path)
+        assert [(r.text, r.label) for r in rows] == [("hate text", 1), ("rude text", 1), ("nice & kind", 0)]
+        assert [r.held_out for r in rows] == [r.held_out for r in load_davidson(tmp_path)]
+
+    def test_wiki_labels_whitespace_and_halves(self, tmp_path: Path) -> None:
+        """A toxic=True row maps to 1; whitespace collapses; each rev_id falls in a fixed half."""
+        folder = tmp_path / "toxicity" / "wiki_toxicity_dev"
+        folder.mkdir(parents=True)
+        lines = ["rev_id,comment,toxic"] + [f'{i},"comment  {i}\n ok",{i % 2 == 0}' for i in range(40)]
+        (folder / "toxicity_dev_half.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        rows = load_wiki(tmp_path)
+        assert rows[0].text == "comment 0 ok" and rows[0].label == 1 and rows[1].label == 0
+        held = sum(r.held_out for r in rows)
+        assert 10 < held < 30
