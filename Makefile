@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit slow clean
+.PHONY: demo test lint typecheck unit slow labelstudio clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ unit: $(STAMP)
 
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Label Studio 1.23.2 in its own venv (~1 GB, a few minutes) for the slow Label Studio round-trip test
+LS_VENV := .venv-labelstudio
+labelstudio: $(LS_VENV)/bin/label-studio
+
+$(LS_VENV)/bin/label-studio:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q label-studio==1.23.2
 
 clean:
 	rm -rf $(VENV) lookout-data .pytest_cache .mypy_cache .ruff_cache

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from agent.config import Settings
-from agent.errors import StorageError
+from agent.errors import ConfigError, StorageError
+from agent.metrics import Health
 from agent.pipeline import Scorer
+from agent.review.sink import review_sinks
 from agent.runner import Agent
 from agent.sinks.clickhouse import DeadLetterTableSink, RecordSink
 from agent.sinks.kafka import DeadLetterTopicSink
@@ -16,6 +20,12 @@ from agent.source import KafkaSource, kafka_client_config, unreachable
 from agent.storage import migrations
 from agent.storage.client import Client, connect, mask_dsn
 from agent.storage.runs import RunLog
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from agent.drift import DriftStep
+    from agent.web import WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -45,10 +55,47 @@ class Running:
 
     agent: Agent
     client: Client
+    health: Health = field(default_factory=Health)
+    """What ``/readyz`` reports."""
+    web: WebServer | None = None
+    """The ``/metrics`` + probes server, when ``metrics.port`` is not 0."""
+
+    def close(self) -> None:
+        """Stop the web server and close storage."""
+        if self.web is not None:
+            self.web.stop()
+        self.client.close()
 
 
-def build_agent(settings: Settings) -> Running:
-    """Everything ``lookout run`` needs, opened and checked; models loaded."""
+def start_web(settings: Settings, health: Health, routers: Sequence[APIRouter] = ()) -> WebServer | None:
+    """Serve ``/metrics``, ``/healthz``, ``/readyz`` and ``routers`` in the background; None when disabled."""
+    if settings.metrics.port == 0:
+        return None
+    from agent.web import WebServer, build_app
+
+    server = WebServer(build_app(health, routers), settings.metrics.host, settings.metrics.port)
+    server.start()
+    return server
+
+
+def drift_step(settings: Settings, client: Client, scorer: Scorer) -> DriftStep | None:
+    """The drift step the settings ask for (None when ``drift.enabled`` is false)."""
+    d = settings.drift
+    if not d.enabled:
+        return None
+    from agent.drift import DriftMonitor, DriftSink, DriftStep, load_pinned
+
+    pinned = {}
+    if d.reference_file is not None:
+        if scorer.encoder is None:
+            raise ConfigError("drift.reference_file needs the encoder")
+        pinned = load_pinned(d.reference_file, d.fields, scorer.encoder)
+    monitor = DriftMonitor(d, available=[det.name for det in scorer.detectors], pinned=pinned)
+    return DriftStep(monitor, DriftSink(client, settings.clickhouse.database))
+
+
+def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Running:
+    """Everything ``lookout run`` needs, opened and checked; models loaded; ``routers`` served with /metrics."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -61,8 +108,16 @@ def build_agent(settings: Settings) -> Running:
         producer = KafkaProducer(acks="all", linger_ms=5, **kafka_client_config(k))
     except KafkaError as exc:
         raise unreachable(k, exc) from None
+    health = Health()
+    if settings.review.serve_ui:  # one process holds an embedded ClickHouse directory: serve the UI here
+        from agent.review.app import agent_router
+
+        routers = [*routers, agent_router(settings, client)]
+    web = start_web(settings, health, routers)  # before the model load: /healthz answers while it runs
     scorer.warm_up()
+    health.warmed_up = True
     source = KafkaSource(k, max_records=settings.batch.max_records)
+    health.assigned = lambda: source.last_assigned_at() is not None
     db = settings.clickhouse.database
     agent = Agent(
         source=source,
@@ -72,6 +127,7 @@ def build_agent(settings: Settings) -> Running:
             DeadLetterTopicSink(producer, k.dead_letter_topic),
             DeadLetterTableSink(client, db, k.dead_letter_topic),
         ],
+        route_sinks=review_sinks(settings, client, producer),
         max_records=settings.batch.max_records,
         max_wait_ms=settings.batch.max_wait_ms,
         max_record_bytes=settings.limits.max_record_bytes,
@@ -79,10 +135,13 @@ def build_agent(settings: Settings) -> Running:
         retry_backoff_max_s=settings.clickhouse.retry_backoff_max_s,
         run_log=RunLog(client, db, k.topic, k.group_id),
         crash_after_write_batches=settings.fault.crash_after_write_batches,
+        health=health,
+        storage_probe=lambda: client.command("SELECT 1"),
+        drift=drift_step(settings, client, scorer),
     )
     log.info(
         "agent ready",
         topic=k.topic, group=k.group_id, dlq=k.dead_letter_topic, clickhouse=mask_dsn(settings.clickhouse.dsn),
         detectors=list(names),
     )  # fmt: skip
-    return Running(agent=agent, client=client)
+    return Running(agent=agent, client=client, health=health, web=web)

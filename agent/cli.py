@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     running = build_agent(_settings(args))
     running.agent.install_signal_handlers()
     counters = running.agent.run(exit_when_idle=args.exit_when_idle)
-    running.client.close()
+    running.close()
     print(
         f"consumed {counters.consumed}, stored {counters.stored}, dead-lettered {counters.dead_lettered}",
         file=sys.stderr,
@@ -216,6 +216,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards_build(args: argparse.Namespace) -> int:
+    """Write the Grafana dashboards, provisioning files and alert rules."""
+    from dashboards.build import generate, stale, write
+
+    files = generate(_settings(args))
+    if args.check:
+        changed = stale(args.out, files)
+        if changed:
+            raise LookoutError(f"{len(changed)} generated files in {args.out} are stale ({', '.join(changed[:3])}); "
+                               f"run `lookout dashboards build --out {args.out}`")  # fmt: skip
+        print(f"{len(files)} files in {args.out} are current", file=sys.stderr)
+        return 0
+    written = write(args.out, files)
+    print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_dashboards_push(args: argparse.Namespace) -> int:
+    """Upsert data sources, folder, dashboards and alert rules into a Grafana."""
+    from dashboards.build import bundle
+    from dashboards.push import connect, push
+
+    settings = _settings(args)
+    url = args.url.rstrip("/")
+    report = push(connect(url, args.token), url, bundle(settings, with_secrets=True))
+    print(f"pushed to {url}: {report.line()}", file=sys.stderr)
+    return 0
+
+
 def _err(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -275,6 +304,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (../shared/datasets layout)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a markdown table")
     p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="evaluate only these detectors")
+    from agent.export import commands as export_commands  # light: no pyarrow, ClickHouse or HTTP imports
+
+    export_commands.register(sub, add)
+    from agent.review import commands as review_commands  # light: no FastAPI or ClickHouse imports
+
+    review_commands.register(sub)
+    p = sub.add_parser("dashboards", help="Grafana dashboards and alert rules as code")
+    boards = p.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
+    b = boards.add_parser("build", help=(cmd_dashboards_build.__doc__ or "").strip().rstrip("."))
+    b.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (e.g. dashboards/generated)")
+    b.add_argument("--check", action="store_true", help="do not write; exit 1 if the files in DIR are stale")
+    b.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
+    b.set_defaults(handler=cmd_dashboards_build)
+    b = boards.add_parser("push", help=(cmd_dashboards_push.__doc__ or "").strip().rstrip("."))
+    b.add_argument("--url", required=True, help="Grafana base URL, e.g. http://grafana:3000")
+    b.add_argument("--token", help="service-account token (or put user:password in the URL)")
+    b.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
+    b.set_defaults(handler=cmd_dashboards_push)
     add("detectors", cmd_detectors, config=False)
     add("config", cmd_config)
     return parser

@@ -208,6 +208,95 @@ class FaultSettings(_Section):
     """Kill the agent (SIGKILL) right after the Nth batch is written and before its offsets commit."""
 
 
+class ReviewSettings(_Section):
+    """Human review: routing rules, the review topic, claims, and the annotator UI."""
+
+    enabled: bool = True
+    """Route scored records to review queues (``review_items`` and the review topic) before each commit."""
+    rules: Path | None = None
+    """YAML routing rules (queues, thresholds, sampling, budgets); default the bundled ``default_rules.yaml``."""
+    topic: str | None = None
+    """Kafka topic that routed records are published to; default ``<kafka.topic>.review``."""
+    lease_s: float = Field(default=600.0, gt=0)
+    """How long a claimed item stays with its annotator before it returns to the queue."""
+    serve_ui: bool = False
+    """Also serve the review UI from ``lookout run`` (one process holds an embedded ClickHouse directory)."""
+    host: str = "127.0.0.1"
+    """Interface ``lookout review serve`` listens on."""
+    port: int = Field(default=8700, ge=1, le=65535)
+    """Port ``lookout review serve`` listens on."""
+    secure_cookie: bool = False
+    """Mark the login cookie ``Secure`` (set it when the UI is served over HTTPS)."""
+
+    def review_topic(self, source_topic: str) -> str:
+        """The review topic actually used."""
+        return self.topic or f"{source_topic}.review"
+
+
+class MetricsSettings(_Section):
+    """The agent's own HTTP endpoint: Prometheus ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    host: str = "127.0.0.1"
+    """Interface the metrics and probe endpoint listens on (``0.0.0.0`` inside a pod)."""
+    port: int = Field(default=9464, ge=0, le=65535)
+    """Port of ``/metrics``, ``/healthz`` and ``/readyz``; 0 disables the endpoint."""
+
+
+class AlertSettings(_Section):
+    """Thresholds of the Grafana alert rules (``lookout dashboards build``) and the cost budget."""
+
+    toxicity_rate_pct: float = Field(default=5.0, gt=0, le=100)
+    """Alert when more than this percentage of responses is flagged toxic over ``toxicity_window_minutes``."""
+    toxicity_window_minutes: int = Field(default=10, ge=1)
+    """Window (and pending time) of the toxicity-rate alert."""
+    hallucination_spike_ratio: float = Field(default=2.0, gt=1)
+    """Alert when the last hour's hallucination flag rate is this many times the same hour of the previous day."""
+    hallucination_min_records: int = Field(default=50, ge=1)
+    """Records needed in the last hour before the hallucination spike alert may fire."""
+    drift_lookback_minutes: int = Field(default=60, ge=1)
+    """Alert on any drift window that ended this recently and drifted."""
+    consumer_lag_records: int = Field(default=10_000, ge=1)
+    """Alert when the summed consumer lag of a topic stays above this many records for 10 minutes."""
+    dlq_rate_pct: float = Field(default=1.0, gt=0, le=100)
+    """Alert when more than this percentage of consumed records is dead-lettered over 10 minutes."""
+    review_sla_minutes: int = Field(default=240, ge=1)
+    """Oldest unlabeled review item age allowed per queue; older fires the review-backlog alert."""
+    cost_budget_usd_per_day: float = Field(default=100.0, gt=0)
+    """Daily LLM spend budget (USD) per tenant; the cost dashboard draws it and the burn-rate alert uses it."""
+
+
+class GrafanaSettings(_Section):
+    """Where ``lookout dashboards`` points Grafana's data sources, and the folder it files them in."""
+
+    folder: str = "lookout"
+    """Grafana folder (title; the uid is derived from it) for dashboards and alert rules."""
+    clickhouse_host: str = "clickhouse"
+    """ClickHouse server host as Grafana's ClickHouse data source reaches it."""
+    clickhouse_port: int = Field(default=9000, ge=1, le=65535)
+    """ClickHouse port for the data source (9000 native, 8123 HTTP)."""
+    clickhouse_protocol: Literal["native", "http"] = "native"
+    """Protocol of Grafana's ClickHouse data source."""
+    clickhouse_username: str = "default"
+    """ClickHouse user of the data source (give it read-only rights)."""
+    clickhouse_password: SecretStr | None = None
+    """Its password; provisioning files reference ``$LOOKOUT_GRAFANA__CLICKHOUSE_PASSWORD`` instead."""
+    prometheus_url: str = "http://prometheus:9090"
+    """Prometheus that scrapes the agents' ``/metrics``, as Grafana reaches it."""
+
+
+class LabelStudioSettings(_Section):
+    """Label Studio for ``lookout review push-labelstudio`` / ``pull-labelstudio`` (their flags override these)."""
+
+    url: str = "http://127.0.0.1:8080"
+    """Label Studio base URL."""
+    token: SecretStr | None = None
+    """API token: legacy (needs ``LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true``) or a personal access token."""
+    project: str = "lookout"
+    """Project title that push creates or updates and pull reads."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    """Per-request timeout in seconds."""
+
+
 class Settings(BaseSettings):
     """Every lookout setting. Frozen: build a new one to change anything."""
 
@@ -228,6 +317,11 @@ class Settings(BaseSettings):
     cost: CostSettings = CostSettings()
     log: LogSettings = LogSettings()
     fault: FaultSettings = FaultSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    alerts: AlertSettings = AlertSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+    review: ReviewSettings = ReviewSettings()
+    labelstudio: LabelStudioSettings = LabelStudioSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from agent import metrics
 from agent.config import Settings
 from agent.cost import PriceTable
 from agent.types import Sample, ScoredSample
@@ -75,7 +76,8 @@ class Scorer:
         batch = build_batch(samples, self.encoder, self._fields)
         columns = {}
         for detector in self.detectors:
-            scores = detector.score(batch)
+            with metrics.timed(metrics.detector_inference, detector=detector.name):
+                scores = detector.score(batch)
             if len(scores) != len(samples):
                 raise RuntimeError(f"detector {detector.name} returned {len(scores)} scores for {len(samples)}")
             columns[detector.name] = [s.value for s in scores]

@@ -10,22 +10,31 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agent import metrics
 from agent.decode import decode
 from agent.errors import StorageError
+from agent.metrics import Health
 from agent.pipeline import Scorer
 from agent.sinks.base import BatchingSink, SinkError
 from agent.source import CommitFailed, Source, TopicPartitionKey
 from agent.storage.runs import RunCounters, RunLog
 from agent.types import DecodeFailure, Origin, RawMessage, Sample, ScoredSample
+from detectors.types import TextField, Vectors
+
+if TYPE_CHECKING:
+    from agent.drift import DriftStep
 
 log = structlog.get_logger(__name__)
 
 JOIN_GRACE_S = 60.0
 """With ``exit_when_idle``, how long to wait for a first partition assignment before giving up."""
+
+STORAGE_PROBE_S = 10.0
+"""While idle, how often ``storage_probe`` checks that storage is reachable (for ``/readyz``)."""
 
 
 class Agent:
@@ -36,6 +45,7 @@ class Agent:
         scorer: Detectors, encoder and prices.
         record_sink: Where scored records go.
         dead_letter_sinks: Where decode failures go (DLQ topic, ``dead_letters`` table).
+        route_sinks: Written after ``record_sink``, before the commit (review routing).
         max_records: Largest batch.
         max_wait_ms: Longest poll wait.
         max_record_bytes: Size limit for one message.
@@ -44,6 +54,9 @@ class Agent:
         run_log: Where run counters are recorded, if anywhere.
         crash_after_write_batches: Fault injection (tests): SIGKILL self after this many batches are
             written and before their commit.
+        health: Readiness state for ``/readyz`` (storage reachability is set here).
+        storage_probe: Called while idle, every ``STORAGE_PROBE_S``; raises if storage is unreachable.
+        drift: The drift step (per-stream monitor and its sink), if drift is enabled.
     """
 
     def __init__(
@@ -53,6 +66,7 @@ class Agent:
         record_sink: BatchingSink[ScoredSample],
         dead_letter_sinks: Sequence[BatchingSink[DecodeFailure]],
         *,
+        route_sinks: Sequence[BatchingSink[ScoredSample]] = (),
         max_records: int = 256,
         max_wait_ms: int = 1000,
         max_record_bytes: int = 1_048_576,
@@ -60,12 +74,16 @@ class Agent:
         retry_backoff_max_s: float = 30.0,
         run_log: RunLog | None = None,
         crash_after_write_batches: int | None = None,
+        health: Health | None = None,
+        storage_probe: Callable[[], None] | None = None,
+        drift: DriftStep | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source = source
         self.scorer = scorer
         self.record_sink = record_sink
         self.dead_letter_sinks = tuple(dead_letter_sinks)
+        self.route_sinks = tuple(route_sinks)
         self.max_records = max_records
         self.max_wait_ms = max_wait_ms
         self.max_record_bytes = max_record_bytes
@@ -73,8 +91,12 @@ class Agent:
         self.retry_backoff_max_s = retry_backoff_max_s
         self.run_log = run_log
         self.crash_after_write_batches = crash_after_write_batches
+        self.health = health
+        self.storage_probe = storage_probe
+        self.drift = drift
         self.counters = RunCounters()
         self._sleep = sleep
+        self._probed_at = time.monotonic()
         self._stop = False
         self._written_batches = 0
         self.on_batch: Callable[[RunCounters], None] | None = None
@@ -102,6 +124,7 @@ class Agent:
                     self.process(messages)
                     last_record = time.monotonic()
                     continue
+                self._probe_storage()
                 if exit_when_idle is not None and self._idle_for(started, last_record) >= exit_when_idle:
                     log.info("idle, exiting", idle_s=exit_when_idle)
                     status = "idle-exit"
@@ -117,7 +140,23 @@ class Agent:
         return self.counters
 
     def _sinks(self) -> list[BatchingSink[Any]]:
-        return [*self.dead_letter_sinks, self.record_sink]
+        drift = [self.drift.sink] if self.drift is not None else []
+        return [*self.dead_letter_sinks, self.record_sink, *self.route_sinks, *drift]
+
+    def _probe_storage(self) -> None:
+        """While idle, check storage now and then so ``/readyz`` notices an outage without traffic."""
+        if self.storage_probe is None or self.health is None:
+            return
+        now = time.monotonic()
+        if now - self._probed_at < STORAGE_PROBE_S:
+            return
+        self._probed_at = now
+        try:
+            self.storage_probe()
+        except Exception as exc:
+            self.health.storage_failed(" ".join(str(exc).split())[:200])
+        else:
+            self.health.storage_ok()
 
     def _idle_for(self, started: float, last_record: float) -> float:
         now = time.monotonic()
@@ -128,6 +167,7 @@ class Agent:
 
     def process(self, messages: Sequence[RawMessage]) -> None:
         """Decode, score, write and commit one batch."""
+        started = time.perf_counter()
         samples: list[Sample] = []
         failures: list[DecodeFailure] = []
         for message in messages:
@@ -136,9 +176,14 @@ class Agent:
                 samples.append(result)
             else:
                 failures.append(result)
-        scored, scoring_failures = self._score(samples, {m.origin: m for m in messages})
+        scored, scoring_failures, vectors = self._score(samples, {m.origin: m for m in messages})
         failures.extend(scoring_failures)
+        if self.drift is not None:
+            scored, windows = self.drift.monitor.observe(scored, vectors)
+            self.drift.sink.extend(windows)
         self.record_sink.extend(scored)
+        for route_sink in self.route_sinks:
+            route_sink.extend(scored)
         for sink in self.dead_letter_sinks:
             sink.extend(failures)
         self._flush()
@@ -148,13 +193,18 @@ class Agent:
             os.kill(os.getpid(), signal.SIGKILL)
         self._commit(messages)
         self._count(messages, scored, failures)
+        metrics.batch_duration.labels(topic=messages[0].origin.topic).observe(time.perf_counter() - started)
 
     def _score(
         self, samples: list[Sample], raw: Mapping[Origin | None, RawMessage]
-    ) -> tuple[list[ScoredSample], list[DecodeFailure]]:
-        """Score the batch; if that raises, score one by one and dead-letter the records that fail."""
+    ) -> tuple[list[ScoredSample], list[DecodeFailure], Mapping[TextField, Vectors]]:
+        """Score the batch; if that raises, score one by one and dead-letter the records that fail.
+
+        The embeddings of the batch come back for the drift step; a batch scored one by one has none.
+        """
         try:
-            return self.scorer.score(samples), []
+            scored_batch, vectors = self.scorer.score_batch(samples)
+            return scored_batch, [], vectors
         except Exception:
             log.exception("batch scoring failed; scoring records one by one")
         scored: list[ScoredSample] = []
@@ -168,7 +218,7 @@ class Agent:
                 failures.append(
                     DecodeFailure(message.value or b"", reason, message.origin, message.key, message.timestamp_ms)
                 )
-        return scored, failures
+        return scored, failures, {}
 
     def _flush(self) -> None:
         """Flush every sink, retrying with capped exponential backoff; raise if writes keep failing."""
@@ -177,9 +227,13 @@ class Agent:
             try:
                 for sink in self._sinks():
                     sink.flush()
+                if self.health is not None:
+                    self.health.storage_ok()
                 return
             except SinkError as exc:
                 attempt += 1
+                if self.health is not None:
+                    self.health.storage_failed(str(exc)[:200])
                 self.counters.write_retries += 1
                 if attempt > self.write_retries or self._stop:
                     raise StorageError(
@@ -199,6 +253,7 @@ class Agent:
             self.source.commit(offsets)
         except CommitFailed as exc:
             self.counters.commit_failures += 1
+            metrics.commit_failures.labels(topic=messages[0].origin.topic).inc()
             log.warning("commit refused after a rebalance; the new owner re-reads and writes dedupe", error=str(exc))
 
     def _count(self, messages: Sequence[RawMessage], scored: list[ScoredSample], failures: list[DecodeFailure]) -> None:
@@ -207,6 +262,15 @@ class Agent:
         c.stored += len(scored)
         c.dead_lettered += len(failures)
         c.batches += 1
+        for m in messages:
+            metrics.records_consumed.labels(topic=m.origin.topic).inc()
+        for f in failures:
+            metrics.records_dead_lettered.labels(topic=f.origin.topic).inc()
+        for item in scored:
+            topic = item.sample.origin.topic if item.sample.origin else ""
+            metrics.records_scored.labels(topic=topic).inc()
+            for name in item.flags:
+                metrics.records_flagged.labels(topic=topic, detector=name).inc()
         for item in scored:
             c.flagged.update(item.flags)
             if item.cost_usd is None and self.scorer.is_unpriced(item.sample):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from agent import metrics
 from agent.config import KafkaSettings
 from agent.errors import BrokerError
 from agent.types import Origin, RawMessage
@@ -22,6 +23,9 @@ from agent.types import Origin, RawMessage
 log = structlog.get_logger(__name__)
 
 TopicPartitionKey = tuple[str, int]
+
+LAG_UPDATE_S = 1.0
+"""Least time between two updates of the consumer-lag gauges."""
 
 
 class CommitFailed(Exception):
@@ -82,6 +86,7 @@ class KafkaSource:
         self.settings = settings
         self.max_records = max_records
         self._assigned_at: float | None = None
+        self._lag_updated = 0.0
         self._lock = threading.Lock()
         source = self
 
@@ -125,6 +130,10 @@ class KafkaSource:
                         timestamp_ms=r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None,
                     )
                 )
+        now = time.monotonic()
+        if now - self._lag_updated >= LAG_UPDATE_S:
+            self._lag_updated = now
+            metrics.set_lag(self.lag())
         return out
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:

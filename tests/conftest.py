@@ -58,12 +58,16 @@ class Topic:
     name: str
     partitions: int
 
-    def produce(self, values: Sequence[bytes]) -> dict[int, int]:
-        """Produce and wait for acks; returns partition → next offset (what a full commit must equal)."""
+    def produce(self, values: Sequence[bytes], key: bytes | None = None) -> dict[int, int]:
+        """Produce and wait for acks; returns partition → next offset (what a full commit must equal).
+
+        Messages are spread over the partitions, unless ``key`` is given: then they all share it, land on one
+        partition and are consumed in order (how a stream is kept together in production).
+        """
         from kafka import KafkaProducer
 
         producer = KafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=5)
-        futures = [producer.send(self.name, value=v, key=str(i).encode()) for i, v in enumerate(values)]
+        futures = [producer.send(self.name, value=v, key=key or str(i).encode()) for i, v in enumerate(values)]
         producer.flush(timeout=30)
         ends: dict[int, int] = {}
         for fut in futures:
@@ -147,6 +151,7 @@ class AgentEnv:
                 "LOOKOUT_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
                 "LOOKOUT_BATCH__MAX_RECORDS": "40",
                 "LOOKOUT_BATCH__MAX_WAIT_MS": "300",
+                "LOOKOUT_METRICS__PORT": "0",  # agents run side by side; a test that scrapes sets a free port
                 "HF_HUB_OFFLINE": "1",
             }
         )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
+
+from agent import metrics
 
 T = TypeVar("T")
 
@@ -19,6 +21,9 @@ class SinkError(Exception):
 
 class BatchingSink(ABC, Generic[T]):
     """Buffers items and writes them in one call on ``flush``."""
+
+    metric_label: ClassVar[str] = ""
+    """The ``sink`` label of the write metrics; default the class name."""
 
     def __init__(self) -> None:
         self._buffer: list[T] = []
@@ -40,7 +45,13 @@ class BatchingSink(ABC, Generic[T]):
         """Write everything buffered; on error nothing is dropped and the exception propagates."""
         if not self._buffer:
             return
-        self.write(self._buffer)
+        label = self.metric_label or type(self).__name__
+        try:
+            with metrics.timed(metrics.sink_write_duration, sink=label):
+                self.write(self._buffer)
+        except Exception:
+            metrics.sink_write_failures.labels(sink=label).inc()
+            raise
         self._buffer = []
 
     @abstractmethod

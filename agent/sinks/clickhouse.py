@@ -34,6 +34,8 @@ class RecordSink(BatchingSink[ScoredSample]):
         score_columns: Detector names, each a ``Nullable(Float32)`` column.
     """
 
+    metric_label = "clickhouse_records"
+
     def __init__(self, client: Client, database: str, score_columns: Sequence[str]) -> None:
         super().__init__()
         self.client = client
@@ -66,6 +68,8 @@ class RecordSink(BatchingSink[ScoredSample]):
 
 class DeadLetterTableSink(BatchingSink[DecodeFailure]):
     """Counts decode failures in ``dead_letters`` (reason and coordinates; the bytes live in the DLQ topic)."""
+
+    metric_label = "clickhouse_dead_letters"
 
     def __init__(self, client: Client, database: str, dlq_topic: str) -> None:
         super().__init__()

@@ -33,6 +33,8 @@ class DeadLetterTopicSink(BatchingSink[DecodeFailure]):
         timeout_s: Longest wait for acknowledgements.
     """
 
+    metric_label = "kafka_dlq"
+
     def __init__(self, producer: Any, topic: str, timeout_s: float = 30.0) -> None:
         super().__init__()
         self.producer = producer

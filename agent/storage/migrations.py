@@ -7,6 +7,10 @@ Tables:
 - ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
 - ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
 - ``drift_windows``: one row per (stream, window): drift score vs threshold for an embedding or score stream.
+- ``review_items``: one row per (queue, record_id) routed for human review; the FIRST enqueue wins.
+- ``review_claims``: claim events (claimed, renewed, released) keyed by claim_id; the view shows each claim's latest.
+- ``review_labels``: human labels, one per label_id (idempotency key); the first copy wins.
+- ``annotators``: review UI users (sha256 of their token only), one row per name; the latest row wins.
 """
 
 from __future__ import annotations
@@ -153,6 +157,86 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (stream, tenant, model, route, window_end)
             """,
             "CREATE VIEW IF NOT EXISTS {db}.v_drift_windows AS SELECT * FROM {db}.drift_windows FINAL",
+        ),
+    ),
+    Migration(
+        4,
+        "review queue",
+        (
+            # first enqueue wins: the version is the bitwise NOT of enqueued_at, so the earliest row is the
+            # greatest version; a replay's later copy collapses into the first. No partition by enqueued_at,
+            # so both copies always meet in one partition.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.review_items (
+                queue LowCardinality(String),
+                record_id String,
+                enqueued_at DateTime64(6, 'UTC'),
+                record_ts DateTime64(3, 'UTC'),
+                tenant LowCardinality(String),
+                model LowCardinality(String),
+                route LowCardinality(String),
+                priority Int32,
+                reasons Array(LowCardinality(String)),
+                rule LowCardinality(String),
+                control UInt8,
+                first_wins UInt64 MATERIALIZED bitNot(toUInt64(toUnixTimestamp64Micro(enqueued_at)))
+            )
+            ENGINE = ReplacingMergeTree(first_wins)
+            PARTITION BY toYYYYMM(record_ts)
+            ORDER BY (queue, record_id)
+            """,
+            # events of one claim (claimed, renewed, released) share claim_id; the view shows its latest
+            """
+            CREATE TABLE IF NOT EXISTS {db}.review_claims (
+                queue LowCardinality(String),
+                record_id String,
+                annotator String,
+                claimed_at DateTime64(6, 'UTC'),
+                lease_until DateTime64(6, 'UTC'),
+                released UInt8,
+                claim_id String,
+                event_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(event_at)
+            ORDER BY (queue, record_id, claim_id)
+            """,
+            # label_id is the idempotency key; the first copy of a label wins, like review_items
+            """
+            CREATE TABLE IF NOT EXISTS {db}.review_labels (
+                label_id String,
+                queue LowCardinality(String),
+                record_id String,
+                annotator String,
+                labeled_at DateTime64(6, 'UTC'),
+                verdicts Map(String, Enum8('confirm' = 1, 'reject' = 2)),
+                severity UInt8,
+                note String,
+                corrected_response Nullable(String),
+                preference Enum8('none' = 0, 'corrected' = 1, 'original' = 2),
+                source LowCardinality(String),
+                claim_id String,
+                first_wins UInt64 MATERIALIZED bitNot(toUInt64(toUnixTimestamp64Micro(labeled_at)))
+            )
+            ENGINE = ReplacingMergeTree(first_wins)
+            ORDER BY (queue, record_id, label_id)
+            """,
+            # one row per name; a later row (disable, new token) replaces it
+            """
+            CREATE TABLE IF NOT EXISTS {db}.annotators (
+                name String,
+                token_sha256 String,
+                created_at DateTime64(3, 'UTC'),
+                is_admin UInt8,
+                disabled UInt8,
+                updated_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY name
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_review_items AS SELECT * FROM {db}.review_items FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_review_claims AS SELECT * FROM {db}.review_claims FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_review_labels AS SELECT * FROM {db}.review_labels FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_annotators AS SELECT * FROM {db}.annotators FINAL",
         ),
     ),
 )

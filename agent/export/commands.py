@@ -1,0 +1,172 @@
+"""CLI wiring for ``lookout export`` and ``lookout review push-labelstudio`` / ``pull-labelstudio``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.config import Settings, load_settings
+from agent.errors import LookoutError
+from agent.export.formats import NAMES
+
+if TYPE_CHECKING:
+    from agent.export.select import ExportFilter, LabelState
+
+Add = Callable[..., argparse.ArgumentParser]
+"""``cli.build_parser``'s ``add(name, handler, config=True)``."""
+LINE_EVERY = 10_000
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from agent import logs
+
+    settings = load_settings(getattr(args, "config", None))
+    logs.configure(settings.log)
+    return settings
+
+
+def _filter(args: argparse.Namespace, label_state: LabelState) -> ExportFilter:
+    from agent.export.select import ExportFilter, parse_time
+
+    return ExportFilter(
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        tenants=tuple(args.tenant or ()),
+        models=tuple(args.model or ()),
+        routes=tuple(args.route or ()),
+        detectors=tuple(args.detector or ()),
+        queues=tuple(args.queue or ()),
+        label_state=label_state,
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write reviewed records as training or labeling data, with a manifest."""
+    from agent.app import open_storage
+    from agent.export.run import export
+    from agent.export.select import count_rows
+
+    settings = _settings(args)
+    filt = _filter(args, "all" if args.include_unlabeled else "labeled")
+    client = open_storage(settings)
+    db = settings.clickhouse.database
+    try:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                job = bar.add_task(f"export {args.format}", total=count_rows(client, db, filt))
+                manifest = export(client, db, args.out, args.format, filt, lambda n: bar.update(job, completed=n))
+        else:
+
+            def line(n: int) -> None:
+                if n % LINE_EVERY == 0:
+                    print(f"exported {n} rows", file=sys.stderr)
+
+            manifest = export(client, db, args.out, args.format, filt, line)
+    finally:
+        client.close()
+    files = ", ".join(f"{f.path} ({f.rows})" for f in manifest.files)
+    skipped = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items()) or "none"
+    print(f"{manifest.query_rows} rows to {args.out}: {files}; skipped: {skipped}", file=sys.stderr)
+    return 0
+
+
+def _labelstudio(args: argparse.Namespace, settings: Settings) -> Any:
+    from agent.review.labelstudio import LabelStudio
+
+    ls = settings.labelstudio
+    token = args.token or (ls.token.get_secret_value() if ls.token else None)
+    if not token:
+        raise LookoutError("no Label Studio token; pass --token or set LOOKOUT_LABELSTUDIO__TOKEN")
+    return LabelStudio(args.url or ls.url, token, timeout_s=ls.timeout_s)
+
+
+def cmd_push_labelstudio(args: argparse.Namespace) -> int:
+    """Send queued records to a Label Studio project (created or updated; records already there are skipped)."""
+    from agent.app import open_storage
+    from agent.review.labelstudio import push
+
+    settings = _settings(args)
+    filt = _filter(args, "all" if args.include_labeled else "unlabeled")
+    project = args.project or settings.labelstudio.project
+    client = open_storage(settings)
+    try:
+        with _labelstudio(args, settings) as ls:
+            result = push(client, settings.clickhouse.database, ls, project, filt)
+    finally:
+        client.close()
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "none"
+    verb = "created" if result.created_project else "updated"
+    print(
+        f"project {project!r} (id {result.project_id}, {verb}): sent {result.sent}, "
+        f"already there {result.already}, skipped: {skipped}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_pull_labelstudio(args: argparse.Namespace) -> int:
+    """Store a Label Studio project's annotations as review labels (source labelstudio; repeats add nothing)."""
+    from agent.app import open_storage
+    from agent.review.labelstudio import pull
+
+    settings = _settings(args)
+    project = args.project or settings.labelstudio.project
+    client = open_storage(settings)
+    try:
+        with _labelstudio(args, settings) as ls:
+            result = pull(client, settings.clickhouse.database, ls, project)
+    finally:
+        client.close()
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "none"
+    print(
+        f"project {project!r} (id {result.project_id}): new labels {result.new}, "
+        f"already stored {result.already}, skipped: {skipped}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _filters(p: argparse.ArgumentParser, queue_help: str) -> None:
+    p.add_argument("--since", metavar="TIME", help="records at or after: RFC 3339 or an age such as 7d, 12h")
+    p.add_argument("--until", metavar="TIME", help="records before: RFC 3339 or an age")
+    p.add_argument("--tenant", action="append", metavar="NAME", help="only this tenant (repeatable)")
+    p.add_argument("--model", action="append", metavar="NAME", help="only this model (repeatable)")
+    p.add_argument("--route", action="append", metavar="NAME", help="only this route (repeatable)")
+    p.add_argument(
+        "--detector",
+        action="append",
+        metavar="NAME",
+        help="only records flagged by, queued for or labeled on this detector (repeatable)",
+    )
+    p.add_argument("--queue", action="append", metavar="NAME", help=queue_help)
+
+
+def _connection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="Label Studio base URL (default: labelstudio.url)")
+    p.add_argument("--token", help="API token (default: LOOKOUT_LABELSTUDIO__TOKEN)")
+    p.add_argument("--project", metavar="NAME", help="project title (default: labelstudio.project)")
+
+
+def register(sub: Any, add: Add) -> None:
+    """Add ``export`` and the ``review`` Label Studio commands to the CLI."""
+    p = add("export", cmd_export)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the files and manifest.json")
+    p.add_argument("--format", required=True, choices=NAMES, help="what to write")
+    _filters(p, "only labels and items of this review queue (repeatable)")
+    p.add_argument("--include-unlabeled", action="store_true", help="also flagged records still waiting for a label")
+    from agent.review.commands import review_subcommands
+
+    review = review_subcommands(sub)
+    for name, handler in (("push-labelstudio", cmd_push_labelstudio), ("pull-labelstudio", cmd_pull_labelstudio)):
+        p = review.add_parser(name, help=(handler.__doc__ or "").strip().rstrip("."))
+        p.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
+        p.set_defaults(handler=handler)
+        _connection(p)
+        if handler is cmd_push_labelstudio:
+            _filters(p, "only items of this review queue (repeatable)")
+            p.add_argument("--include-labeled", action="store_true", help="also records that already have a label")

@@ -1,0 +1,265 @@
+"""Export formats: a ``Literal`` of names, a dict of writers, and ``resolve``.
+
+Each writer takes rows in order and either writes a row or returns why it cannot represent it (the reason is
+counted in the manifest's ``skipped``). Every format skips ``record_missing`` rows (a label or queue item whose
+record id is not in ``v_records``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from agent.errors import LookoutError
+from agent.export.files import AtomicFile, FileEntry, JsonArrayFile, JsonLinesFile
+
+if TYPE_CHECKING:
+    from agent.export.select import Row
+
+FormatName = Literal["sft", "dpo", "jsonl", "parquet", "labelstudio", "argilla"]
+"""Every export format."""
+NAMES: tuple[str, ...] = get_args(FormatName)
+
+Skip = str | None
+"""``None`` when the row was written, else the reason it was skipped."""
+
+
+class Writer(ABC):
+    """Writes one format into a directory; files stay temporary until :meth:`commit`."""
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        self.directory = directory
+        self.scores = tuple(scores)
+
+    @property
+    @abstractmethod
+    def files(self) -> list[AtomicFile]:
+        """The files being written."""
+
+    @abstractmethod
+    def add(self, row: Row) -> Skip:
+        """Write a row, or say why this format cannot hold it."""
+
+    def commit(self) -> list[FileEntry]:
+        """Finish every file and move it into place."""
+        return [f.commit() for f in self.files]
+
+    def abort(self) -> None:
+        """Remove every temporary file."""
+        for f in self.files:
+            f.abort()
+
+
+def chat(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The conversation up to the prompt: earlier turns (system first, as logged), then the user prompt."""
+    turns = [{"role": t["role"], "content": t["content"]} for t in record["history"]]
+    return [*turns, {"role": "user", "content": record["prompt"]}]
+
+
+def _correction_skip(row: Row) -> Skip:
+    """Why a row cannot give a training example from a corrected response (None: it can)."""
+    if row.record is None:
+        return "record_missing"
+    if row.label is None:
+        return "unlabeled"
+    if row.label.corrected_response is None or not row.label.corrected_response.strip():
+        return "no_corrected_response"
+    return None
+
+
+def _text_gone(row: Row) -> bool:
+    record = row.record or {}
+    return not record.get("prompt") and not record.get("response")
+
+
+class SftWriter(Writer):
+    """``sft.jsonl``: ``{"id", "messages"}`` chat transcripts ending in the annotator's corrected response."""
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.out = JsonLinesFile(directory, "sft.jsonl")
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The JSONL file."""
+        return [self.out]
+
+    def add(self, row: Row) -> Skip:
+        """Write the corrected conversation."""
+        skip = _correction_skip(row)
+        if skip is not None or row.label is None or row.record is None:
+            return skip
+        if row.label.preference == "original":
+            return "original_preferred"
+        if _text_gone(row):
+            return "text_expired"
+        messages = [*chat(row.record), {"role": "assistant", "content": row.label.corrected_response}]
+        self.out.add({"id": row.record_id, "messages": messages})
+        return None
+
+
+class DpoWriter(Writer):
+    """``dpo.jsonl``: ``{"id", "prompt", "chosen", "rejected"}`` in the conversational preference format.
+
+    ``chosen`` is the corrected response when the label prefers it (``corrected``) and the original when it
+    prefers the original (``original``); ``rejected`` is the other one.
+    """
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.out = JsonLinesFile(directory, "dpo.jsonl")
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The JSONL file."""
+        return [self.out]
+
+    def add(self, row: Row) -> Skip:
+        """Write the preference pair."""
+        skip = _correction_skip(row)
+        if skip is not None or row.label is None or row.record is None:
+            return skip
+        if row.label.preference == "none":
+            return "no_preference"
+        if _text_gone(row):
+            return "text_expired"
+        corrected, original = row.label.corrected_response, row.record["response"]
+        if corrected == original:
+            return "corrected_equals_original"
+        chosen, rejected = (corrected, original) if row.label.preference == "corrected" else (original, corrected)
+        self.out.add(
+            {
+                "id": row.record_id,
+                "prompt": chat(row.record),
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+            }
+        )
+        return None
+
+
+class JsonlWriter(Writer):
+    """``records.jsonl``: every record field, ``scores``, ``review`` (queues) and the latest ``label``."""
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.out = JsonLinesFile(directory, "records.jsonl")
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The JSONL file."""
+        return [self.out]
+
+    def add(self, row: Row) -> Skip:
+        """Write the full row."""
+        if row.record is None:
+            return "record_missing"
+        self.out.add(row.to_json())
+        return None
+
+
+class LabelStudioWriter(Writer):
+    """``labelstudio_tasks.json``: Label Studio import tasks; a labeled record carries its label as an annotation."""
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.out = JsonArrayFile(directory, "labelstudio_tasks.json")
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The JSON file."""
+        return [self.out]
+
+    def add(self, row: Row) -> Skip:
+        """Write the task."""
+        from agent.review import labelstudio
+
+        if row.record is None:
+            return "record_missing"
+        self.out.add(labelstudio.task(row))
+        return None
+
+
+class ArgillaWriter(Writer):
+    """``argilla_records.json``: Argilla v2 records as ``dataset.records.to_json`` writes them.
+
+    Fields ``prompt``, ``response``, ``history``, ``context``; metadata (ids, dimensions, scores); the lookout
+    label as *suggestions* (``agent`` = ``lookout:<annotator>``) because Argilla responses need an Argilla user
+    id. Load with ``rg.Record.from_dict`` into a dataset whose settings have those fields and questions
+    ``verdict_<detector>``, ``severity``, ``note``, ``corrected_response``, ``preference`` (see the README).
+    """
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.out = JsonArrayFile(directory, "argilla_records.json")
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The JSON file."""
+        return [self.out]
+
+    def add(self, row: Row) -> Skip:
+        """Write the Argilla record."""
+        record = row.record
+        if record is None:
+            return "record_missing"
+        metadata: dict[str, Any] = {k: record[k] for k in ("tenant", "model", "route", "user_id", "ts")}
+        metadata.update({k: v for k, v in row.scores.items() if v is not None})
+        if row.queued is not None:
+            metadata["priority"] = row.queued.priority
+        suggestions: dict[str, Any] = {}
+        label = row.label
+        if label is not None:
+            agent = f"lookout:{label.annotator}"
+            answers: dict[str, Any] = {f"verdict_{d}": v for d, v in label.verdicts.items()}
+            if label.severity:
+                answers["severity"] = label.severity
+            if label.note:
+                answers["note"] = label.note
+            if label.corrected_response is not None:
+                answers["corrected_response"] = label.corrected_response
+            answers["preference"] = label.preference
+            suggestions = {q: {"value": v, "score": None, "agent": agent} for q, v in answers.items()}
+        self.out.add(
+            {
+                "id": row.record_id,
+                "fields": {
+                    "prompt": record["prompt"],
+                    "response": record["response"],
+                    "history": "\n\n".join(f"[{t['role']}] {t['content']}" for t in record["history"]),
+                    "context": "\n\n".join(record["context"]),
+                },
+                "metadata": metadata,
+                "suggestions": suggestions,
+                "responses": {},
+                "vectors": {},
+                "_server_id": None,
+            }
+        )
+        return None
+
+
+def _parquet(directory: Path, scores: Sequence[str]) -> Writer:
+    from agent.export.parquet import ParquetWriter
+
+    return ParquetWriter(directory, scores)
+
+
+WRITERS: dict[str, Callable[[Path, Sequence[str]], Writer]] = {
+    "sft": SftWriter,
+    "dpo": DpoWriter,
+    "jsonl": JsonlWriter,
+    "parquet": _parquet,
+    "labelstudio": LabelStudioWriter,
+    "argilla": ArgillaWriter,
+}
+
+
+def resolve(name: str) -> Callable[[Path, Sequence[str]], Writer]:
+    """The writer factory for a format name; the error lists the valid names."""
+    try:
+        return WRITERS[name]
+    except KeyError:
+        raise LookoutError(f"unknown export format {name!r}; choose from {', '.join(NAMES)}") from None

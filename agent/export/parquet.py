@@ -1,0 +1,114 @@
+"""``records.parquet``: the ``jsonl`` rows flattened into typed columns (pyarrow, written in row groups)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agent.export.files import AtomicFile, FileEntry
+from agent.export.formats import Skip, Writer
+from agent.export.select import Row
+
+ROW_GROUP = 10_000
+_TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
+_MAP = pa.map_(pa.string(), pa.string())
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def schema(scores: Sequence[str]) -> pa.Schema:
+    """Column types: record fields, one float32 column per detector, queue fields, then ``label_*`` fields."""
+    return pa.schema(
+        [
+            ("id", pa.string()), ("ts", _TS), ("tenant", pa.string()), ("user_id", pa.string()),
+            ("model", pa.string()), ("route", pa.string()), ("trace_id", pa.string()), ("prompt", pa.string()),
+            ("response", pa.string()), ("history", pa.list_(_TURN)), ("context", pa.list_(pa.string())),
+            ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("cost_usd", pa.float64()),
+            ("latency_ms", pa.float32()), ("metadata", _MAP),
+            *((name, pa.float32()) for name in scores),
+            ("detector_versions", _MAP), ("flags", pa.list_(pa.string())),
+            ("queues", pa.list_(pa.string())), ("priority", pa.int32()), ("reasons", pa.list_(pa.string())),
+            ("rules", pa.list_(pa.string())), ("control", pa.bool_()), ("enqueued_at", _TS),
+            ("label_id", pa.string()), ("label_queue", pa.string()), ("annotator", pa.string()),
+            ("labeled_at", _TS), ("verdicts", _MAP), ("severity", pa.int32()), ("note", pa.string()),
+            ("corrected_response", pa.string()), ("preference", pa.string()), ("label_source", pa.string()),
+            ("n_labels", pa.int32()),
+        ]
+    )  # fmt: skip
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def flatten(row: Row) -> dict[str, Any]:
+    """One parquet row (a row with a record; maps as sorted key/value pairs)."""
+    record = dict(row.record or {})
+    out: dict[str, Any] = {**record, **row.scores}
+    out["ts"] = _ts(record["ts"])
+    out["metadata"] = list(record["metadata"].items())
+    out["detector_versions"] = list(record["detector_versions"].items())
+    q, lab = row.queued, row.label
+    out.update(
+        queues=list(q.queues) if q else None,
+        priority=q.priority if q else None,
+        reasons=list(q.reasons) if q else None,
+        rules=list(q.rules) if q else None,
+        control=q.control if q else None,
+        enqueued_at=_ts(q.to_json()["enqueued_at"]) if q else None,
+    )
+    if lab is not None:
+        j = lab.to_json()
+        out.update(
+            label_id=lab.label_id, label_queue=lab.queue, annotator=lab.annotator, labeled_at=_ts(j["labeled_at"]),
+            verdicts=list(j["verdicts"].items()), severity=lab.severity, note=lab.note,
+            corrected_response=lab.corrected_response, preference=lab.preference, label_source=lab.source,
+            n_labels=lab.n_labels,
+        )  # fmt: skip
+    return out
+
+
+class ParquetWriter(Writer):
+    """Rows buffered and written one row group at a time (deterministic for the same rows)."""
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.out = AtomicFile(directory, "records.parquet")
+        self.schema = schema(scores)
+        self._writer = pq.ParquetWriter(self.out.tmp, self.schema, compression="zstd")
+        self._buffer: list[dict[str, Any]] = []
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The parquet file."""
+        return [self.out]
+
+    def add(self, row: Row) -> Skip:
+        """Buffer the row; a full buffer becomes a row group."""
+        if row.record is None:
+            return "record_missing"
+        self._buffer.append(flatten(row))
+        self.out.rows += 1
+        if len(self._buffer) >= ROW_GROUP:
+            self._flush()
+        return None
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._buffer = []
+
+    def commit(self) -> list[FileEntry]:
+        """Write the last row group and the footer, then move the file into place."""
+        self._flush()
+        self._writer.close()
+        return super().commit()
+
+    def abort(self) -> None:
+        """Close and remove the temp file."""
+        self._writer.close()
+        super().abort()

@@ -1,0 +1,117 @@
+"""The agent's Prometheus metrics, defined once; the dashboards and alert rules import these names.
+
+Counters are labelled by ``topic`` (the stream) and, where it applies, ``detector``; histograms are in
+seconds. The names below are the names as exposed (counters end in ``_total``), so dashboard queries can
+use them verbatim. Readiness for ``/readyz`` lives here too (:class:`Health`), set by the agent loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECORDS_CONSUMED = "lookout_records_consumed_total"
+"""Messages polled from Kafka, per topic."""
+RECORDS_SCORED = "lookout_records_scored_total"
+"""Records scored and stored, per topic."""
+RECORDS_FLAGGED = "lookout_records_flagged_total"
+"""Records flagged, per topic and detector."""
+RECORDS_DEAD_LETTERED = "lookout_records_dead_lettered_total"
+"""Messages sent to the dead-letter topic and table (decode or scoring failures), per topic."""
+BATCH_DURATION = "lookout_batch_duration_seconds"
+"""Decode + score + write + commit time of one batch, per topic."""
+CONSUMER_LAG = "lookout_consumer_lag"
+"""Records behind the partition's high watermark, per topic and partition."""
+SINK_WRITE_DURATION = "lookout_sink_write_duration_seconds"
+"""Time of one sink write (flush), per sink."""
+SINK_WRITE_FAILURES = "lookout_sink_write_failures_total"
+"""Sink writes that raised (each is retried), per sink."""
+COMMIT_FAILURES = "lookout_commit_failures_total"
+"""Offset commits refused after a rebalance (the batch is re-read and deduplicated)."""
+DETECTOR_INFERENCE = "lookout_detector_inference_seconds"
+"""Time of one ``detector.score(batch)`` call, per detector."""
+READY = "lookout_ready"
+"""1 while ``/readyz`` answers ready, else 0."""
+PROCESS_START = "process_start_time_seconds"
+"""prometheus-client's process collector; a change means the agent restarted."""
+
+HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+records_consumed = Counter(RECORDS_CONSUMED, "Messages polled from Kafka.", ["topic"])
+records_scored = Counter(RECORDS_SCORED, "Records scored and stored.", ["topic"])
+records_flagged = Counter(RECORDS_FLAGGED, "Records flagged by a detector.", ["topic", "detector"])
+records_dead_lettered = Counter(RECORDS_DEAD_LETTERED, "Messages dead-lettered.", ["topic"])
+batch_duration = Histogram(BATCH_DURATION, "Seconds to process one batch.", ["topic"], buckets=_LATENCY_BUCKETS)
+consumer_lag = Gauge(CONSUMER_LAG, "Records behind the high watermark.", ["topic", "partition"])
+sink_write_duration = Histogram(SINK_WRITE_DURATION, "Seconds of one sink write.", ["sink"], buckets=_LATENCY_BUCKETS)
+sink_write_failures = Counter(SINK_WRITE_FAILURES, "Sink writes that failed.", ["sink"])
+commit_failures = Counter(COMMIT_FAILURES, "Offset commits refused after a rebalance.", ["topic"])
+detector_inference = Histogram(
+    DETECTOR_INFERENCE, "Seconds of one detector.score call.", ["detector"], buckets=_LATENCY_BUCKETS
+)
+ready = Gauge(READY, "1 while the agent is ready.")
+
+
+@contextmanager
+def timed(histogram: Histogram, **labels: str) -> Iterator[None]:
+    """Observe the block's duration in ``histogram`` (labelled), whether it raises or not."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.labels(**labels).observe(time.perf_counter() - started)
+
+
+def set_lag(lag: Mapping[tuple[str, int], int]) -> None:
+    """Replace the lag gauges with ``lag`` (partitions no longer assigned disappear)."""
+    consumer_lag.clear()
+    for (topic, partition), value in lag.items():
+        consumer_lag.labels(topic=topic, partition=str(partition)).set(value)
+
+
+@dataclass
+class Health:
+    """What ``/readyz`` reports: warmed up, partitions assigned, storage reachable.
+
+    The agent thread writes these fields; the web thread reads them (plain attribute reads, no locking
+    needed beyond the GIL).
+    """
+
+    warmed_up: bool = False
+    """Models loaded and a probe batch scored."""
+    assigned: Callable[[], bool] = lambda: False
+    """True once the consumer holds a partition assignment."""
+    storage_error: str | None = None
+    """Why storage is unreachable, or None while the latest write or probe succeeded."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def storage_ok(self) -> None:
+        """The latest write or probe reached storage."""
+        with self._lock:
+            self.storage_error = None
+
+    def storage_failed(self, reason: str) -> None:
+        """The latest write or probe failed."""
+        with self._lock:
+            self.storage_error = reason
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        """(ready, reasons it is not)."""
+        reasons = []
+        if not self.warmed_up:
+            reasons.append("models still loading")
+        if not self.assigned():
+            reasons.append("no partitions assigned yet")
+        with self._lock:
+            if self.storage_error is not None:
+                reasons.append(f"storage unreachable: {self.storage_error}")
+        ok = not reasons
+        ready.set(1 if ok else 0)
+        return ok, reasons

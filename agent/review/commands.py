@@ -1,0 +1,73 @@
+"""CLI wiring for ``lookout review serve`` and ``lookout review add-annotator``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.config import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from agent import logs
+
+    settings = load_settings(getattr(args, "config", None))
+    logs.configure(settings.log)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the annotator UI and JSON API."""
+    from agent.review.app import serve
+
+    settings = _settings(args)
+    host = args.host or settings.review.host
+    port = settings.review.port if args.port is None else args.port
+    print(f"review UI on http://{host}:{port}/review/ (Ctrl-C stops it)", file=sys.stderr)
+    serve(settings, host, port)
+    return 0
+
+
+def cmd_add_annotator(args: argparse.Namespace) -> int:
+    """Create an annotator (or issue a new token) and print the token once."""
+    from agent.app import open_storage
+    from agent.review.app import open_store
+
+    settings = _settings(args)
+    client = open_storage(settings)
+    try:
+        token = open_store(settings, client).add_annotator(args.name, is_admin=args.admin)
+    finally:
+        client.close()
+    role = "admin" if args.admin else "annotator"
+    print(f"{role} {args.name} added; token (shown once, only its sha256 is stored):", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def review_subcommands(sub: Any) -> Any:
+    """The ``review`` command's sub-command action, created unless another module already added ``review``."""
+    parser = sub.choices.get("review")
+    if parser is None:
+        parser = sub.add_parser("review", help="human review of flagged records")
+    for action in parser._actions:  # argparse keeps a parser's sub-commands only in this list
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest="review_command", required=True, metavar="REVIEW_COMMAND")
+
+
+def register(sub: Any) -> None:
+    """Add ``review serve`` and ``review add-annotator`` to the CLI."""
+    review = review_subcommands(sub)
+    p = review.add_parser("serve", help=(cmd_serve.__doc__ or "").strip().rstrip("."))
+    p.add_argument("--host", help="interface to listen on (default: review.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: review.port, 8700)")
+    p.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
+    p.set_defaults(handler=cmd_serve)
+    p = review.add_parser("add-annotator", help=(cmd_add_annotator.__doc__ or "").strip().rstrip("."))
+    p.add_argument("name", help="annotator name (letters, digits, _.@-)")
+    p.add_argument("--admin", action="store_true", help="may add annotators in the UI")
+    p.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
+    p.set_defaults(handler=cmd_add_annotator)

@@ -1,0 +1,544 @@
+"""Review queue state in ClickHouse: items, claims, labels and annotators, all as append-only events.
+
+Concurrency model: one review server process owns every claim decision. :class:`ReviewStore` holds one lock
+around each operation and re-reads ClickHouse inside it, so two annotators are never handed the same item at
+the same time (within this process). A claim is a lease: it ends when its annotator labels or skips the
+item, or when ``lease_s`` passes, and the item returns to the queue. Labels carry a client-chosen
+``label_id``: a label already stored under that id is returned instead of written again, and a label is
+accepted even after its lease expired (it is never lost). Several review servers on one database would each
+hold their own lock and could hand out the same item; that needs a real lock service and is not supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from agent.errors import LookoutError
+from agent.review.rules import DETECTORS, RulesFile
+from agent.storage import migrations
+from agent.storage.client import Client
+
+Verdict = Literal["confirm", "reject"]
+Preference = Literal["none", "corrected", "original"]
+NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+CLAIM_COLUMNS = ("queue", "record_id", "annotator", "claimed_at", "lease_until", "released", "claim_id", "event_at")
+LABEL_COLUMNS = (
+    "label_id", "queue", "record_id", "annotator", "labeled_at", "verdicts", "severity", "note",
+    "corrected_response", "preference", "source", "claim_id",
+)  # fmt: skip
+
+
+class ReviewError(LookoutError):
+    """A review operation that cannot be done as asked (the message says why)."""
+
+
+class NotFound(ReviewError):
+    """No such queue item or claim."""
+
+
+class Conflict(ReviewError):
+    """The item is claimed by someone else, or already labeled."""
+
+
+def token_hash(token: str) -> str:
+    """What is stored for a token: its sha256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Annotator:
+    """A review UI user."""
+
+    name: str
+    """Unique name, recorded on claims and labels."""
+    is_admin: bool
+    """May add annotators."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """One queue on the overview."""
+
+    queue: str
+    """Queue name."""
+    description: str
+    """From the rules file."""
+    backlog: int
+    """Items without a label."""
+    claimed: int
+    """Items under an active claim."""
+    labeled: int
+    """Items with a label."""
+    oldest_at: datetime | None
+    """Enqueue time of the oldest unlabeled item."""
+    sla_hours: float
+    """How old an unlabeled item may get."""
+
+    def oldest_age_h(self, now: datetime) -> float | None:
+        """Age of the oldest unlabeled item, in hours."""
+        return None if self.oldest_at is None else (now - self.oldest_at).total_seconds() / 3600
+
+    def breached(self, now: datetime) -> bool:
+        """Whether the oldest unlabeled item is past the SLA."""
+        age = self.oldest_age_h(now)
+        return age is not None and age > self.sla_hours
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An item leased to one annotator."""
+
+    claim_id: str
+    """Identity of the claim (its events share it)."""
+    queue: str
+    """Queue of the item."""
+    record_id: str
+    """The record."""
+    annotator: str
+    """Who holds it."""
+    claimed_at: datetime
+    """When it was claimed."""
+    lease_until: datetime
+    """When it returns to the queue unless labeled or skipped first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A queue item with its record, for labeling."""
+
+    queue: str
+    """Queue name."""
+    record_id: str
+    """The record."""
+    priority: int
+    """From the routing rule."""
+    reasons: tuple[str, ...]
+    """Detectors that routed it (``control`` for control samples)."""
+    rule: str
+    """The routing rule."""
+    control: bool
+    """Sampled as a control."""
+    enqueued_at: datetime
+    """When it entered the queue."""
+    ts: datetime
+    """When the LLM call happened."""
+    tenant: str
+    """Tenant."""
+    model: str
+    """Model."""
+    route: str
+    """Route."""
+    prompt: str = ""
+    """Prompt (empty when the record's text expired)."""
+    response: str = ""
+    """Response."""
+    context: tuple[str, ...] = ()
+    """Retrieved passages."""
+    history: tuple[tuple[str, str], ...] = ()
+    """Earlier turns, (role, content)."""
+    scores: Mapping[str, float | None] = field(default_factory=dict)
+    """Detector → score."""
+    flags: tuple[str, ...] = ()
+    """Detectors that flagged the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelInput:
+    """A label as submitted."""
+
+    label_id: str
+    """Idempotency key: submitting the same id again stores nothing new."""
+    queue: str
+    """Queue of the item."""
+    record_id: str
+    """The record."""
+    verdicts: Mapping[str, Verdict] = field(default_factory=dict)
+    """Detector → confirm (the detector was right) or reject (it was wrong)."""
+    severity: int = 0
+    """0 (none) to 3 (severe)."""
+    note: str = ""
+    """Free text."""
+    corrected_response: str | None = None
+    """A better response (SFT data), if the annotator wrote one."""
+    preference: Preference = "none"
+    """Which response is preferred (DPO data): the corrected one, the original, or no choice."""
+    claim_id: str = ""
+    """The claim it completes, if any (that claim is released)."""
+    source: str = "ui"
+    """Where it came from: ``ui``, ``api`` or an importer's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A stored label."""
+
+    label_id: str
+    """Idempotency key."""
+    queue: str
+    """Queue."""
+    record_id: str
+    """The record."""
+    annotator: str
+    """Who labeled."""
+    labeled_at: datetime
+    """When."""
+    verdicts: Mapping[str, str]
+    """Detector → confirm/reject."""
+    severity: int
+    """0-3."""
+    note: str
+    """Free text."""
+    corrected_response: str | None
+    """SFT correction."""
+    preference: str
+    """DPO choice."""
+    source: str
+    """Origin."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ReviewStore:
+    """Queue operations for the review server; every method runs under one lock.
+
+    Args:
+        client: clickhouse-connect client (the only one this store uses).
+        database: Database holding the review tables.
+        rules: Routing rules (queue descriptions and SLAs).
+        lease_s: Claim lease.
+        clock: Current UTC time (tests move it to expire leases).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        database: str,
+        rules: RulesFile,
+        lease_s: float = 600.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.database = database
+        self.rules = rules
+        self.lease_s = lease_s
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._score_columns: tuple[str, ...] | None = None
+
+    def now(self) -> datetime:
+        """The store's clock."""
+        return self._clock()
+
+    def _rows(self, sql: str, **params: Any) -> list[Any]:
+        return list(self.client.query(sql.replace("{db}", self.database), parameters=params).result_rows)
+
+    # annotators
+
+    def add_annotator(self, name: str, is_admin: bool = False) -> str:
+        """Create (or re-issue) an annotator; returns the token, which is stored only as its sha256."""
+        if not re.match(NAME_PATTERN, name):
+            raise ReviewError(f"annotator name {name!r} must be 1-64 letters, digits or _.@-")
+        token = "lk_" + secrets.token_urlsafe(32)
+        with self._lock:
+            now = self.now()
+            existing = self._rows("SELECT created_at FROM {db}.v_annotators WHERE name = {n:String}", n=name)
+            created = _utc(existing[0][0]) if existing else now
+            self.client.insert(
+                f"{self.database}.annotators",
+                [[name, token_hash(token), created, int(is_admin), 0, now]],
+                column_names=["name", "token_sha256", "created_at", "is_admin", "disabled", "updated_at"],
+            )
+        return token
+
+    def authenticate(self, token: str) -> Annotator | None:
+        """The enabled annotator holding this token, if any."""
+        if not token:
+            return None
+        with self._lock:
+            rows = self._rows(
+                "SELECT name, is_admin FROM {db}.v_annotators WHERE token_sha256 = {h:String} AND disabled = 0",
+                h=token_hash(token),
+            )
+        return Annotator(str(rows[0][0]), bool(rows[0][1])) if rows else None
+
+    def annotators(self) -> list[tuple[str, bool, bool, datetime]]:
+        """(name, is_admin, disabled, created_at) of everyone."""
+        with self._lock:
+            rows = self._rows("SELECT name, is_admin, disabled, created_at FROM {db}.v_annotators ORDER BY name")
+        return [(str(n), bool(a), bool(d), _utc(c)) for n, a, d, c in rows]
+
+    # queues
+
+    def overview(self) -> list[QueueStatus]:
+        """Every queue (from the rules and from stored items) with backlog, claims and oldest age."""
+        with self._lock:
+            now = self.now()
+            counts = self._rows(
+                """
+                SELECT i.queue, countIf(l.record_id = '') AS backlog, countIf(l.record_id != '') AS labeled,
+                       minIf(i.enqueued_at, l.record_id = '') AS oldest
+                FROM {db}.v_review_items AS i
+                LEFT JOIN (SELECT DISTINCT queue, record_id FROM {db}.v_review_labels) AS l
+                  ON i.queue = l.queue AND i.record_id = l.record_id
+                GROUP BY i.queue
+                """
+            )
+            claimed = dict(
+                self._rows(
+                    "SELECT queue, uniqExact(record_id) FROM {db}.v_review_claims "
+                    "WHERE released = 0 AND lease_until > {now:DateTime64(6, 'UTC')} GROUP BY queue",
+                    now=now,
+                )
+            )
+        by_queue = {str(q): (int(b), int(lab), _utc(o) if b else None) for q, b, lab, o in counts}
+        names = list(dict.fromkeys([*self.rules.queue_names(), *by_queue]))
+        out = []
+        for name in names:
+            backlog, labeled, oldest = by_queue.get(name, (0, 0, None))
+            spec = self.rules.queue(name)
+            out.append(
+                QueueStatus(name, spec.description, backlog, int(claimed.get(name, 0)), labeled, oldest, spec.sla_hours)
+            )
+        return out
+
+    def labeled_by(self, annotator: str, since: datetime) -> int:
+        """Labels this annotator stored since ``since`` (progress)."""
+        with self._lock:
+            rows = self._rows(
+                "SELECT count() FROM {db}.v_review_labels WHERE annotator = {a:String} "
+                "AND labeled_at >= {since:DateTime64(6, 'UTC')}",
+                a=annotator,
+                since=since,
+            )
+        return int(rows[0][0])
+
+    # claims
+
+    def _active_claims(self, queue: str, now: datetime, record_id: str | None = None) -> list[Claim]:
+        rows = self._rows(
+            "SELECT claim_id, queue, record_id, annotator, claimed_at, lease_until FROM {db}.v_review_claims "
+            "WHERE queue = {q:String} AND released = 0 AND lease_until > {now:DateTime64(6, 'UTC')}"
+            + (" AND record_id = {r:String}" if record_id is not None else "")
+            + " ORDER BY claimed_at",
+            q=queue,
+            now=now,
+            r=record_id or "",
+        )
+        return [Claim(str(c), str(q), str(r), str(a), _utc(t), _utc(u)) for c, q, r, a, t, u in rows]
+
+    def _is_item(self, queue: str, record_id: str) -> bool:
+        return bool(
+            self._rows(
+                "SELECT 1 FROM {db}.v_review_items WHERE queue = {q:String} AND record_id = {r:String} LIMIT 1",
+                q=queue,
+                r=record_id,
+            )
+        )
+
+    def _is_labeled(self, queue: str, record_id: str) -> bool:
+        return bool(
+            self._rows(
+                "SELECT 1 FROM {db}.v_review_labels WHERE queue = {q:String} AND record_id = {r:String} LIMIT 1",
+                q=queue,
+                r=record_id,
+            )
+        )
+
+    def _write_claim(self, claim: Claim, released: bool, event_at: datetime) -> None:
+        row = [
+            claim.queue, claim.record_id, claim.annotator, claim.claimed_at, claim.lease_until, int(released),
+            claim.claim_id, event_at,
+        ]  # fmt: skip
+        self.client.insert(f"{self.database}.review_claims", [row], column_names=list(CLAIM_COLUMNS))
+
+    def _new_claim(self, queue: str, record_id: str, annotator: str, now: datetime) -> Claim:
+        claim = Claim(uuid.uuid4().hex, queue, record_id, annotator, now, now + timedelta(seconds=self.lease_s))
+        self._write_claim(claim, released=False, event_at=now)
+        return claim
+
+    def claim_next(self, queue: str, annotator: str) -> Claim | None:
+        """The annotator's active claim in this queue, else a new claim on the most urgent free item."""
+        with self._lock:
+            now = self.now()
+            mine = [c for c in self._active_claims(queue, now) if c.annotator == annotator]
+            if mine:
+                return mine[0]
+            rows = self._rows(
+                """
+                SELECT record_id FROM {db}.v_review_items
+                WHERE queue = {q:String}
+                  AND record_id NOT IN (SELECT record_id FROM {db}.v_review_labels WHERE queue = {q:String})
+                  AND record_id NOT IN (
+                      SELECT record_id FROM {db}.v_review_claims
+                      WHERE queue = {q:String} AND released = 0 AND lease_until > {now:DateTime64(6, 'UTC')})
+                  AND record_id NOT IN (
+                      SELECT record_id FROM {db}.v_review_claims
+                      WHERE queue = {q:String} AND annotator = {a:String} AND released = 1)
+                ORDER BY priority DESC, enqueued_at, record_id
+                LIMIT 1
+                """,
+                q=queue,
+                a=annotator,
+                now=now,
+            )
+            if not rows:
+                return None
+            return self._new_claim(queue, str(rows[0][0]), annotator, now)
+
+    def claim(self, queue: str, record_id: str, annotator: str) -> Claim:
+        """Claim one named item; :class:`Conflict` if someone else holds it or it is labeled."""
+        with self._lock:
+            now = self.now()
+            if not self._is_item(queue, record_id):
+                raise NotFound(f"no item {record_id!r} in queue {queue!r}")
+            if self._is_labeled(queue, record_id):
+                raise Conflict(f"item {record_id!r} in queue {queue!r} is already labeled")
+            active = self._active_claims(queue, now, record_id)
+            for c in active:
+                if c.annotator == annotator:
+                    return c
+            if active:
+                raise Conflict(f"item {record_id!r} in queue {queue!r} is claimed by another annotator")
+            return self._new_claim(queue, record_id, annotator, now)
+
+    def get_claim(self, claim_id: str, annotator: str) -> Claim:
+        """A claim of this annotator (active or not); :class:`NotFound` otherwise."""
+        with self._lock:
+            rows = self._rows(
+                "SELECT claim_id, queue, record_id, annotator, claimed_at, lease_until, released "
+                "FROM {db}.v_review_claims WHERE claim_id = {c:String} AND annotator = {a:String}",
+                c=claim_id,
+                a=annotator,
+            )
+        if not rows:
+            raise NotFound(f"no claim {claim_id!r} of {annotator}")
+        c, q, r, a, t, u, _ = rows[0]
+        return Claim(str(c), str(q), str(r), str(a), _utc(t), _utc(u))
+
+    def is_active(self, claim: Claim) -> bool:
+        """Whether the claim still holds its item."""
+        with self._lock:
+            return any(c.claim_id == claim.claim_id for c in self._active_claims(claim.queue, self.now()))
+
+    def release(self, claim_id: str, annotator: str) -> None:
+        """End a claim now (skip); the item returns to the queue, though not to this annotator."""
+        with self._lock:
+            claim = self.get_claim(claim_id, annotator)
+            self._write_claim(claim, released=True, event_at=self.now())
+
+    # labels
+
+    def label(self, annotator: str, data: LabelInput) -> tuple[Label, bool]:
+        """Store a label once per ``label_id``; returns it and whether it was new (False: a repeat)."""
+        unknown = sorted(set(data.verdicts) - set(DETECTORS))
+        if unknown:
+            raise ReviewError(f"verdicts for unknown detectors {unknown} (valid: {', '.join(DETECTORS)})")
+        if not 0 <= data.severity <= 3:
+            raise ReviewError(f"severity must be 0-3, got {data.severity}")
+        if not data.label_id or len(data.label_id) > 128:
+            raise ReviewError("label_id must be 1-128 characters")
+        with self._lock:
+            existing = self._label(data.queue, data.record_id, data.label_id)
+            if existing is not None:
+                return existing, False
+            if not self._is_item(data.queue, data.record_id):
+                raise NotFound(f"no item {data.record_id!r} in queue {data.queue!r}")
+            now = self.now()
+            row = [
+                data.label_id, data.queue, data.record_id, annotator, now, dict(data.verdicts), data.severity,
+                data.note, data.corrected_response, data.preference, data.source, data.claim_id,
+            ]  # fmt: skip
+            self.client.insert(f"{self.database}.review_labels", [row], column_names=list(LABEL_COLUMNS))
+            if data.claim_id:
+                try:
+                    claim = self.get_claim(data.claim_id, annotator)
+                except NotFound:
+                    claim = None
+                if claim is not None and claim.record_id == data.record_id:
+                    self._write_claim(claim, released=True, event_at=now)
+            stored = self._label(data.queue, data.record_id, data.label_id)
+        if stored is None:  # pragma: no cover - the insert above is synchronous
+            raise ReviewError(f"label {data.label_id!r} was written but cannot be read back")
+        return stored, True
+
+    def _label(self, queue: str, record_id: str, label_id: str) -> Label | None:
+        rows = self._rows(
+            "SELECT label_id, queue, record_id, annotator, labeled_at, verdicts, severity, note, corrected_response, "
+            "preference, source FROM {db}.v_review_labels "
+            "WHERE queue = {q:String} AND record_id = {r:String} AND label_id = {l:String}",
+            q=queue,
+            r=record_id,
+            l=label_id,
+        )
+        if not rows:
+            return None
+        i, q, r, a, t, v, s, n, c, p, src = rows[0]
+        return Label(str(i), str(q), str(r), str(a), _utc(t), dict(v), int(s), str(n), c, str(p), str(src))
+
+    def labels(self, queue: str, record_id: str) -> list[Label]:
+        """Every label of one item, oldest first."""
+        with self._lock:
+            ids = self._rows(
+                "SELECT label_id FROM {db}.v_review_labels WHERE queue = {q:String} AND record_id = {r:String} "
+                "ORDER BY labeled_at",
+                q=queue,
+                r=record_id,
+            )
+            found = [self._label(queue, record_id, str(i)) for (i,) in ids]
+        return [lab for lab in found if lab is not None]
+
+    # items
+
+    def item(self, queue: str, record_id: str) -> Item:
+        """The queue item with its record's text and scores."""
+        with self._lock:
+            rows = self._rows(
+                "SELECT queue, record_id, priority, reasons, rule, control, enqueued_at, record_ts, tenant, model, "
+                "route FROM {db}.v_review_items WHERE queue = {q:String} AND record_id = {r:String}",
+                q=queue,
+                r=record_id,
+            )
+            if not rows:
+                raise NotFound(f"no item {record_id!r} in queue {queue!r}")
+            q, r, prio, reasons, rule, control, enq, ts, tenant, model, route = rows[0]
+            item = Item(str(q), str(r), int(prio), tuple(reasons), str(rule), bool(control), _utc(enq), _utc(ts),
+                        str(tenant), str(model), str(route))  # fmt: skip
+            columns = self._scores()
+            records = self._rows(
+                "SELECT prompt, response, context, history, flags"
+                + "".join(f", {c}" for c in columns)
+                + " FROM {db}.v_records WHERE tenant = {t:String} AND model = {m:String} "
+                "AND ts = {ts:DateTime64(3, 'UTC')} AND id = {r:String} LIMIT 1",
+                t=item.tenant,
+                m=item.model,
+                ts=item.ts,
+                r=item.record_id,
+            )
+        if not records:
+            return item
+        prompt, response, context, history, flags, *scores = records[0]
+        return replace(
+            item,
+            prompt=str(prompt),
+            response=str(response),
+            context=tuple(str(c) for c in context),
+            history=tuple((str(role), str(text)) for role, text in history),
+            scores={c: None if v is None else round(float(v), 6) for c, v in zip(columns, scores, strict=True)},
+            flags=tuple(str(f) for f in flags),
+        )
+
+    def _scores(self) -> tuple[str, ...]:
+        if self._score_columns is None:
+            present = migrations.record_columns(self.client, self.database)
+            self._score_columns = tuple(d for d in DETECTORS if d in present)
+        return self._score_columns

@@ -1,0 +1,298 @@
+"""Grafana unified-alerting rules as code, with thresholds from ``alerts.*`` settings.
+
+Each rule is one query (ClickHouse SQL returning label columns and ONE numeric column, or an instant PromQL
+vector) and a threshold expression on it; every rule carries a summary and a runbook saying what to do.
+The same rules are written as a provisioning file and pushed through the provisioning API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent import metrics as m
+from agent.config import AlertSettings
+from dashboards.common import CLICKHOUSE, CLICKHOUSE_PLUGIN_VERSION, PROMETHEUS
+
+GROUP = "lookout"
+"""Rule group name."""
+GROUP_INTERVAL = "1m"
+"""Evaluation interval of the group."""
+MIN_RECORDS = 20
+"""Records a model needs in the window before its toxicity rate can alert (tiny samples are noise)."""
+
+UNLABELED = (
+    "{db}.v_review_items AS i LEFT ANTI JOIN {db}.v_review_labels AS l "
+    "ON l.queue = i.queue AND l.record_id = i.record_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One alert rule: a query, a threshold on its single value column, and what to do when it fires."""
+
+    uid: str
+    """Stable uid (pushes update by it)."""
+    title: str
+    """Rule title."""
+    source: Literal["clickhouse", "prometheus"]
+    """Which data source runs ``query``."""
+    query: str
+    """SQL (plugin macros allowed, ``{db}`` already filled) or PromQL."""
+    value: str
+    """The numeric column (SQL) or series meaning (PromQL) compared with the threshold."""
+    labels: tuple[str, ...]
+    """Label columns of the SQL result (one alert instance per row); PromQL carries its own labels."""
+    threshold: float
+    """The rule fires when the value is above this."""
+    range_s: int
+    """Relative time range the query runs over (``$__timeFilter`` uses it), seconds."""
+    pending: str
+    """How long the condition must hold before firing (Grafana ``for``)."""
+    severity: Literal["warning", "critical"]
+    """``severity`` label for routing."""
+    summary: str
+    """One line, templated with the instance's labels and value."""
+    runbook: str
+    """What to do."""
+
+
+def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
+    """Every lookout alert rule."""
+    db = database
+    return [
+        AlertRule(
+            uid="lookout-toxicity-rate",
+            title="Toxicity rate high",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(avg(has(flags, 'toxicity')) * 100, 2) AS toxicity_pct "
+                f"FROM {db}.v_records WHERE $__timeFilter(ts) GROUP BY model HAVING count() >= {MIN_RECORDS}"
+            ),
+            value="toxicity_pct",
+            labels=("model",),
+            threshold=alerts.toxicity_rate_pct,
+            range_s=300,
+            pending=f"{alerts.toxicity_window_minutes}m",
+            severity="critical",
+            summary=(
+                "{{ $labels.model }}: {{ $values.A }}% of responses flagged toxic, above "
+                f"{alerts.toxicity_rate_pct}% for {alerts.toxicity_window_minutes} min"
+            ),
+            runbook=(
+                "Open the Quality overview dashboard filtered to the model and read 'Top flagged records'. If the "
+                "responses really are toxic, roll back the last prompt/model change or enable the provider's "
+                "moderation; if they are false positives, route them to review and raise "
+                "detectors.thresholds.toxicity."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-hallucination-spike",
+            title="Hallucination rate spike",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(avgIf(has(flags, 'hallucination'), ts > $__toTime - INTERVAL 1 HOUR) / "
+                "greatest(avgIf(has(flags, 'hallucination'), ts <= $__fromTime + INTERVAL 1 HOUR), 0.01), 2) "
+                f"AS spike_ratio FROM {db}.v_records WHERE $__timeFilter(ts) AND hallucination IS NOT NULL "
+                f"GROUP BY model HAVING countIf(ts > $__toTime - INTERVAL 1 HOUR) >= {alerts.hallucination_min_records}"
+            ),
+            value="spike_ratio",
+            labels=("model",),
+            threshold=alerts.hallucination_spike_ratio,
+            range_s=25 * 3600,
+            pending="15m",
+            severity="warning",
+            summary=(
+                "{{ $labels.model }}: hallucination flag rate in the last hour is {{ $values.A }}x the same hour "
+                "yesterday"
+            ),
+            runbook=(
+                "Compare the model's hallucination rate by route on the Quality overview dashboard. A spike on one "
+                "route usually means its retrieval broke (empty or stale context): check the retriever and index. "
+                "A spike on every route points at a model or prompt change: roll it back."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-drift",
+            title="Stream drifted",
+            source="clickhouse",
+            query=(
+                "SELECT stream, kind, toFloat64(max(drifted)) AS any_drifted "
+                f"FROM {db}.v_drift_windows WHERE $__timeFilter(window_end) GROUP BY stream, kind"
+            ),
+            value="any_drifted",
+            labels=("stream", "kind"),
+            threshold=0.5,
+            range_s=alerts.drift_lookback_minutes * 60,
+            pending="0s",
+            severity="warning",
+            summary="{{ $labels.kind }} stream {{ $labels.stream }} drifted past its threshold",
+            runbook=(
+                "Open the Drift dashboard for the stream: see when the score crossed the threshold and which score "
+                "quantiles moved. New traffic (a tenant, route or language) is expected drift: refresh the "
+                "reference window. Otherwise look for an upstream change (prompt template, model version, retriever)."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-consumer-lag",
+            title="Consumer lag high",
+            source="prometheus",
+            query=f"sum by (topic) ({m.CONSUMER_LAG})",
+            value="records behind",
+            labels=(),
+            threshold=float(alerts.consumer_lag_records),
+            range_s=600,
+            pending="10m",
+            severity="warning",
+            summary="{{ $labels.topic }}: consumers are {{ $values.A }} records behind",
+            runbook=(
+                "Check the Agent health dashboard: if throughput fell, look at batch latency, model inference time "
+                "and sink write latency for the slow step; if traffic grew, add agent replicas (up to the topic's "
+                "partition count) or raise batch.max_records. Restarts in a loop show up in 'Restarts'."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-dlq-rate",
+            title="Dead-letter rate high",
+            source="prometheus",
+            query=(
+                f"100 * sum by (topic) (rate({m.RECORDS_DEAD_LETTERED}[10m])) / "
+                f"sum by (topic) (rate({m.RECORDS_CONSUMED}[10m]))"
+            ),
+            value="percent dead-lettered",
+            labels=(),
+            threshold=alerts.dlq_rate_pct,
+            range_s=600,
+            pending="5m",
+            severity="warning",
+            summary="{{ $labels.topic }}: {{ $values.A }}% of consumed records went to the dead-letter topic",
+            runbook=(
+                "Read 'Top dead-letter reasons' on the Agent health dashboard (or the lookout.reason header on the "
+                "<topic>.dlq messages). Decode failures mean a producer broke the record schema: fix the producer, "
+                "then replay the DLQ with `lookout replay`. 'scoring failed' means a detector raised: check the logs."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-review-backlog",
+            title="Review backlog past SLA",
+            source="clickhouse",
+            query=(
+                "SELECT i.queue AS queue, toFloat64(dateDiff('minute', min(i.enqueued_at), $__toTime)) "
+                f"AS oldest_age_min FROM {UNLABELED.format(db=db)} GROUP BY queue"
+            ),
+            value="oldest_age_min",
+            labels=("queue",),
+            threshold=float(alerts.review_sla_minutes),
+            range_s=600,
+            pending="0s",
+            severity="warning",
+            summary=(
+                "review queue {{ $labels.queue }}: oldest unlabeled item waited {{ $values.A }} min "
+                f"(SLA {alerts.review_sla_minutes} min)"
+            ),
+            runbook=(
+                "Open the Review dashboard: if labels per hour dropped, ask annotators to pick the queue up; if "
+                "enqueued grew, tighten the routing rules' sampling or budgets so the queue only gets what people "
+                "can label."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-cost-burn",
+            title="Cost burn rate over budget",
+            source="clickhouse",
+            query=(
+                "SELECT tenant, round(sum(cost_usd) * 24, 4) AS burn_usd_per_day "
+                f"FROM {db}.v_records WHERE $__timeFilter(ts) GROUP BY tenant"
+            ),
+            value="burn_usd_per_day",
+            labels=("tenant",),
+            threshold=alerts.cost_budget_usd_per_day,
+            range_s=3600,
+            pending="15m",
+            severity="warning",
+            summary=(
+                "tenant {{ $labels.tenant }} spends at {{ $values.A }} USD/day, over the "
+                f"{alerts.cost_budget_usd_per_day} USD/day budget"
+            ),
+            runbook=(
+                "Open the Cost dashboard filtered to the tenant and read 'Spend per tenant, user and model': a single "
+                "user or a model switch usually explains it. Rate-limit the user or move the route to a cheaper "
+                "model; raise alerts.cost_budget_usd_per_day if the spend is intended."
+            ),
+        ),
+    ]
+
+
+def _query_model(rule: AlertRule) -> dict[str, Any]:
+    base: dict[str, Any] = {"refId": "A", "intervalMs": 1000, "maxDataPoints": 43200}
+    if rule.source == "clickhouse":
+        return base | {
+            "datasource": CLICKHOUSE.to_json(),
+            "editorType": "sql",
+            "format": 1,
+            "queryType": "table",
+            "rawSql": rule.query,
+            "pluginVersion": CLICKHOUSE_PLUGIN_VERSION,
+        }
+    return base | {"datasource": PROMETHEUS.to_json(), "expr": rule.query, "instant": True, "range": False}
+
+
+def rule_data(rule: AlertRule) -> list[dict[str, Any]]:
+    """The rule's ``data``: query A, and threshold C (``A > threshold``)."""
+    ds = CLICKHOUSE if rule.source == "clickhouse" else PROMETHEUS
+    return [
+        {
+            "refId": "A",
+            "relativeTimeRange": {"from": rule.range_s, "to": 0},
+            "datasourceUid": ds.uid,
+            "model": _query_model(rule),
+        },
+        {
+            "refId": "C",
+            "relativeTimeRange": {"from": 0, "to": 0},
+            "datasourceUid": "__expr__",
+            "model": {
+                "refId": "C",
+                "type": "threshold",
+                "datasource": {"type": "__expr__", "uid": "__expr__"},
+                "expression": "A",
+                "conditions": [{"evaluator": {"type": "gt", "params": [rule.threshold]}}],
+            },
+        },
+    ]
+
+
+def _common(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "uid": rule.uid,
+        "title": rule.title,
+        "condition": "C",
+        "data": rule_data(rule),
+        "noDataState": "OK",
+        "execErrState": "Error",
+        "for": rule.pending,
+        "annotations": {"summary": rule.summary, "description": rule.runbook, "runbook": rule.runbook},
+        "labels": {"severity": rule.severity, "service": "lookout"},
+        "isPaused": False,
+    }
+
+
+def api_rule(rule: AlertRule, folder_uid: str) -> dict[str, Any]:
+    """The rule as ``/api/v1/provisioning/alert-rules`` takes it."""
+    return _common(rule) | {"folderUID": folder_uid, "ruleGroup": GROUP, "orgID": 1}
+
+
+def provisioning(all_rules: list[AlertRule], folder: str) -> dict[str, Any]:
+    """The alerting provisioning file (``provisioning/alerting/*.yaml``)."""
+    return {
+        "apiVersion": 1,
+        "groups": [
+            {
+                "orgId": 1,
+                "name": GROUP,
+                "folder": folder,
+                "interval": GROUP_INTERVAL,
+                "rules": [_common(r) for r in all_rules],
+            }
+        ],
+    }

@@ -1,0 +1,217 @@
+"""Quality overview: flag rates and score distributions by model, tenant and route; the top flagged records."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge, histogram, stat, table, timeseries
+from grafana_foundation_sdk.models import common as cm
+
+from dashboards.common import Board, thresholds, where
+
+UID = "lookout-quality"
+
+F = where("tenant", "model", "route")
+RANGE = "$__timeFilter(ts)"
+
+# Flag rates in percent. Hallucination and relevance only count records the detector scored (they need context
+# or a prompt); the others count every record.
+RATES = """
+    round(avg(has(flags, 'toxicity')) * 100, 2) AS toxicity_pct,
+    round(avg(has(flags, 'prompt_toxicity')) * 100, 2) AS prompt_toxicity_pct,
+    round(avgIf(has(flags, 'hallucination'), hallucination IS NOT NULL) * 100, 2) AS hallucination_pct,
+    round(avgIf(has(flags, 'relevance'), relevance IS NOT NULL) * 100, 2) AS low_relevance_pct,
+    round(avg(has(flags, 'refusal')) * 100, 2) AS refusal_pct
+"""
+RATE_COLUMNS = ("toxicity_pct", "prompt_toxicity_pct", "hallucination_pct", "low_relevance_pct", "refusal_pct")
+
+
+def _by(board: Board, dimension: str) -> None:
+    title = f"Flag rates by {dimension}"
+    board.add(
+        table.Panel()
+        .title(title)
+        .description(f"Share of records each detector flagged, per {dimension}, in the time range.")
+        .unit("percent")
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                f"SELECT {dimension}, count() AS records, {RATES} FROM {{db}}.v_records WHERE {RANGE} AND {F} "
+                f"GROUP BY {dimension} ORDER BY records DESC",
+                (dimension, "records", *RATE_COLUMNS),
+            )
+        )
+    )
+
+
+def build(database: str) -> Board:
+    """The quality overview dashboard."""
+    board = Board(UID, "lookout / Quality overview", "Detector flag rates and score distributions.", database)
+    board.dimension_variables()
+
+    board.row("Rates")
+    title = "Records scored"
+    board.add(
+        stat.Panel()
+        .title(title)
+        .unit("short")
+        .span(4)
+        .height(5)
+        .graph_mode(cm.BigValueGraphMode.NONE)
+        .with_target(
+            board.sql(title, f"SELECT count() AS records FROM {{db}}.v_records WHERE {RANGE} AND {F}", ["records"])
+        )
+    )
+    title = "Flag rates"
+    board.add(
+        stat.Panel()
+        .title(title)
+        .description("Share of records flagged per detector in the time range.")
+        .unit("percent")
+        .span(20)
+        .height(5)
+        .graph_mode(cm.BigValueGraphMode.NONE)
+        .thresholds(thresholds((None, "green"), (2, "yellow"), (5, "red")))
+        .with_target(board.sql(title, f"SELECT {RATES} FROM {{db}}.v_records WHERE {RANGE} AND {F}", RATE_COLUMNS))
+    )
+    title = "Flag rate over time"
+    board.add(
+        timeseries.Panel()
+        .title(title)
+        .unit("percent")
+        .min(0)
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                f"SELECT $__timeInterval(ts) AS time, {RATES} FROM {{db}}.v_records WHERE {RANGE} AND {F} "
+                "GROUP BY time ORDER BY time",
+                ("time", *RATE_COLUMNS),
+                time_series=True,
+            )
+        )
+    )
+    title = "Flagged per minute"
+    board.add(
+        timeseries.Panel()
+        .title(title)
+        .description("Records with at least one flag, per minute, by detector.")
+        .unit("short")
+        .min(0)
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT $__timeInterval(ts) AS time, detector, count() * 60 / $__interval_s AS flagged_per_min "
+                f"FROM {{db}}.v_records ARRAY JOIN flags AS detector WHERE {RANGE} AND {F} "
+                "GROUP BY time, detector ORDER BY time",
+                ("time", "detector", "flagged_per_min"),
+                time_series=True,
+            )
+        )
+    )
+    for detector in ("toxicity", "hallucination"):
+        title = f"{detector.capitalize()} rate by model"
+        board.add(
+            timeseries.Panel()
+            .title(title)
+            .unit("percent")
+            .min(0)
+            .span(12)
+            .height(8)
+            .with_target(
+                board.sql(
+                    title,
+                    f"SELECT $__timeInterval(ts) AS time, model, round(avgIf(has(flags, '{detector}'), "
+                    f"{detector} IS NOT NULL) * 100, 2) AS {detector}_pct FROM {{db}}.v_records "
+                    f"WHERE {RANGE} AND {F} AND {detector} IS NOT NULL GROUP BY time, model ORDER BY time",
+                    ("time", "model", f"{detector}_pct"),
+                    time_series=True,
+                )
+            )
+        )
+    for dimension in ("model", "tenant", "route"):
+        _by(board, dimension)
+    title = "Mean relevance by route"
+    board.add(
+        bargauge.Panel()
+        .title(title)
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .span(12)
+        .height(8)
+        .thresholds(thresholds((None, "red"), (0.5, "yellow"), (0.7, "green")))
+        .with_target(
+            board.sql(
+                title,
+                f"SELECT route, round(avg(relevance), 3) AS mean_relevance FROM {{db}}.v_records WHERE {RANGE} AND {F} "
+                "AND relevance IS NOT NULL GROUP BY route ORDER BY mean_relevance",
+                ("route", "mean_relevance"),
+            )
+        )
+    )
+
+    board.row("Distributions")
+    title = "Score distributions"
+    board.add(
+        histogram.Panel()
+        .title(title)
+        .description("Histogram of detector scores (a sample of up to 10,000 records in the range).")
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT toxicity, prompt_toxicity, relevance, hallucination, refusal FROM {db}.v_records "
+                f"WHERE {RANGE} AND {F} ORDER BY ts DESC LIMIT 10000",
+                ("toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"),
+            )
+        )
+    )
+    title = "Score quantiles by model"
+    board.add(
+        table.Panel()
+        .title(title)
+        .decimals(3)
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT model, round(quantile(0.5)(toxicity), 3) AS toxicity_p50, "
+                "round(quantile(0.95)(toxicity), 3) AS toxicity_p95, "
+                "round(quantile(0.1)(relevance), 3) AS relevance_p10, "
+                "round(quantile(0.5)(relevance), 3) AS relevance_p50, "
+                "round(quantile(0.95)(hallucination), 3) AS hallucination_p95 "
+                f"FROM {{db}}.v_records WHERE {RANGE} AND {F} GROUP BY model ORDER BY model",
+                ("model", "toxicity_p50", "toxicity_p95", "relevance_p10", "relevance_p50", "hallucination_p95"),
+            )
+        )
+    )
+
+    board.row("Records")
+    title = "Top flagged records"
+    board.add(
+        table.Panel()
+        .title(title)
+        .description("Records with the most flags, then the highest toxicity or hallucination score.")
+        .span(24)
+        .height(10)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT ts, tenant, model, route, id, arrayStringConcat(flags, ', ') AS flags, "
+                "round(toxicity, 3) AS toxicity, round(hallucination, 3) AS hallucination, "
+                "round(relevance, 3) AS relevance, substring(prompt, 1, 200) AS prompt, "
+                f"substring(response, 1, 200) AS response FROM {{db}}.v_records WHERE {RANGE} AND {F} "
+                "AND notEmpty(flags) ORDER BY length(v_records.flags) DESC, "
+                "greatest(ifNull(v_records.toxicity, 0), ifNull(v_records.hallucination, 0)) DESC LIMIT 50",
+                ("ts", "tenant", "model", "route", "id", "flags", "toxicity", "hallucination", "relevance",
+                 "prompt", "response"),
+            )
+        )
+    )  # fmt: skip
+    return board
