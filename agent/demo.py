@@ -49,6 +49,11 @@ def run_demo(settings: Settings, console: Console) -> dict[str, Any]:
         f"[bold]3/3[/] this run: {counters.stored} scored, {counters.dead_lettered} to the DLQ; stored in total:"
     )
     print_summary(summary, console)
+    console.print(
+        "next: label the queued records — `.venv/bin/lookout review add-annotator me` prints a token, "
+        "`.venv/bin/lookout review serve` opens http://127.0.0.1:8700/review/ — then "
+        "`.venv/bin/lookout export --out failures --format jsonl`"
+    )
     return summary
 
 
@@ -66,10 +71,21 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for name, d in summary["detectors"].items():
         det.add_row(name, "-" if d["mean"] is None else f"{d['mean']:.3f}", str(d["flagged"]), str(d["scored"]))
     console.print(det)
+    queues = summary.get("review_queues", {})
+    if queues:
+        line = ", ".join(f"{q} {v['items']} ({v['labeled']} labeled)" for q, v in queues.items())
+        console.print(f"review queues: {line}")
+    drift = summary.get("drift")
+    if drift:
+        console.print(
+            f"drift: {drift['windows']} windows tested, {drift['drifted']} drifted "
+            f"({drift['streams_drifted']} streams); a stream is tested once its reference "
+            "(drift.reference_size records) is full"
+        )
     top = Table(title=f"{len(summary['most_flagged'])} most flagged")
-    top.add_column("id", no_wrap=True)
+    top.add_column("id", no_wrap=True, min_width=8)
     top.add_column("flagged by (score)", no_wrap=True)
-    top.add_column("response", overflow="ellipsis", no_wrap=True, max_width=60)
+    top.add_column("response", overflow="ellipsis", no_wrap=True, max_width=40)
     for r in summary["most_flagged"]:
         flags = ", ".join(f"{f} {r['scores'].get(f, 0):.2f}" for f in r["flags"])
         top.add_row(r["id"], flags, r["response"].replace("\n", " "))

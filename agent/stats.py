@@ -45,6 +45,15 @@ def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
         f"ORDER BY length(flags) DESC, {' + '.join(f'coalesce({_badness(d)}, 0)' for d in detectors) or '0'} DESC, id "
         f"LIMIT {int(top)}"
     ).result_rows
+    queues = client.query(
+        f"SELECT i.queue, count(), countIf(l.record_id != '') FROM {db}.v_review_items AS i "
+        f"LEFT JOIN (SELECT DISTINCT queue, record_id FROM {db}.v_review_labels) AS l "
+        "ON i.queue = l.queue AND i.record_id = l.record_id GROUP BY i.queue ORDER BY i.queue"
+    ).result_rows
+    drift = client.query(
+        f"SELECT count(), countIf(drifted = 1), uniqExactIf((stream, tenant, model, route), drifted = 1) "
+        f"FROM {db}.v_drift_windows"
+    ).result_rows[0]
     return {
         "samples": int(samples),
         "dead_letters": int(dlq),
@@ -58,6 +67,8 @@ def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
             for m, n, c in by_model
         ],
         "detectors": detector_stats,
+        "review_queues": {str(q): {"items": int(n), "labeled": int(done)} for q, n, done in queues},
+        "drift": {"windows": int(drift[0]), "drifted": int(drift[1]), "streams_drifted": int(drift[2])},
         "most_flagged": [
             {
                 "id": r[0], "model": r[1], "tenant": r[2], "flags": list(r[3]),

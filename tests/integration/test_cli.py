@@ -170,4 +170,7 @@ class TestDemo:
             "refusal": 380,
         }
         assert summary["cost_usd"] > 0
+        # flagged records were routed to review queues by the bundled rules; no stream fills a drift reference
+        assert summary["review_queues"]["safety"]["items"] >= summary["detectors"]["toxicity"]["flagged"]
+        assert summary["drift"] == {"windows": 0, "drifted": 0, "streams_drifted": 0}
         assert 0 < summary["records_without_cost"] < 380
