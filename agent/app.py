@@ -12,6 +12,7 @@ from agent.config import Settings
 from agent.errors import ConfigError, StorageError
 from agent.metrics import Health
 from agent.pipeline import Scorer
+from agent.redact import redactor_from_settings
 from agent.review.sink import review_sinks
 from agent.runner import Agent
 from agent.sinks.clickhouse import DeadLetterTableSink, RecordSink
@@ -34,7 +35,7 @@ def open_storage(settings: Settings) -> Client:
     """Connect and migrate (idempotent); the schema is always current when the agent starts."""
     ch = settings.clickhouse
     client = connect(ch)
-    applied = migrations.migrate(client, ch.database, ch.raw_text_ttl_days)
+    applied = migrations.migrate(client, ch.database, ch.raw_text_ttl_days, cluster=ch.cluster)
     for m in applied:
         log.info("migration applied", version=m.version, name=m.name)
     return client
@@ -138,6 +139,7 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         health=health,
         storage_probe=lambda: client.command("SELECT 1"),
         drift=drift_step(settings, client, scorer),
+        redactor=redactor_from_settings(settings.redact),
     )
     log.info(
         "agent ready",

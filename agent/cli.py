@@ -41,11 +41,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     """Score a JSONL file offline."""
     from agent.pipeline import Scorer
+    from agent.redact import redactor_from_settings
     from agent.score_file import score_file
 
     settings = _settings(args)
     scorer = Scorer.from_settings(settings)
-    counts = score_file(scorer, args.input, args.output, args.dlq, settings.limits.max_record_bytes)
+    redactor = redactor_from_settings(settings.redact)
+    counts = score_file(scorer, args.input, args.output, args.dlq, settings.limits.max_record_bytes, redactor)
     print(f"scored {counts.scored}, rejected {counts.rejected}", file=sys.stderr)
     return 0
 
@@ -119,7 +121,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     client = ch.connect(settings.clickhouse)
-    applied = migrations.migrate(client, settings.clickhouse.database, settings.clickhouse.raw_text_ttl_days)
+    cfg = settings.clickhouse
+    applied = migrations.migrate(client, cfg.database, cfg.raw_text_ttl_days, cluster=cfg.cluster)
     current = max(migrations.applied_versions(client, settings.clickhouse.database), default=0)
     client.close()
     names = ", ".join(f"{m.version} ({m.name})" for m in applied) or "none"

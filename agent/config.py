@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +89,8 @@ class ClickHouseSettings(_Section):
     """Retries of a failed write (capped exponential backoff) before the agent stops without committing."""
     retry_backoff_max_s: float = Field(default=30.0, gt=0)
     """Longest wait between write retries."""
+    cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    """Cluster for ``ON CLUSTER`` DDL (Replicated*MergeTree behind Distributed tables); None: one server or chDB."""
 
 
 class BatchSettings(_Section):
@@ -233,6 +236,36 @@ class ReviewSettings(_Section):
         return self.topic or f"{source_topic}.review"
 
 
+class RedactSettings(_Section):
+    """PII redaction, right after decode: no sink, review item, export or DLQ copy sees the raw text."""
+
+    enabled: bool = True
+    """Replace PII and secrets in prompt, response, history, context and metadata with ``[EMAIL]``-like tags."""
+    types: tuple[Literal["email", "phone", "card", "iban", "ip", "secret"], ...] = (
+        "email", "phone", "card", "iban", "ip", "secret",
+    )  # fmt: skip
+    """Built-in PII types to detect."""
+    extra_patterns: dict[str, str] = Field(default_factory=dict)
+    """More things to replace: name → regex; a match becomes ``[NAME]`` and is counted as ``name``."""
+    allow: tuple[str, ...] = ()
+    """Regexes whose matches are kept (a detected span inside an allow match, or matched whole by one)."""
+    entropy_threshold: float = Field(default=4.0, gt=0, le=8)
+    """Bits per character above which a 32+ character token mixing letters and digits is a ``[SECRET]``."""
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> RedactSettings:
+        checks = [(f"extra_patterns.{n}", p) for n, p in self.extra_patterns.items()]
+        for where, pattern in [*checks, *(("allow", p) for p in self.allow)]:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redact.{where}: {pattern!r} is not a valid regex ({exc})") from None
+        for name in self.extra_patterns:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"redact.extra_patterns: name {name!r} must be letters, digits and _")
+        return self
+
+
 class MetricsSettings(_Section):
     """The agent's own HTTP endpoint: Prometheus ``/metrics``, ``/healthz`` and ``/readyz``."""
 
@@ -321,6 +354,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     review: ReviewSettings = ReviewSettings()
+    redact: RedactSettings = RedactSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
 
     @classmethod

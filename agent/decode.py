@@ -109,6 +109,11 @@ def _kind(value: Any) -> str:
 def _check_str(value: str, where: str) -> str:
     if "\x00" in value:
         raise _Invalid(f"{where} contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape (\ud800): no sink could write it
+            raise _Invalid(f"{where} contains a lone UTF-16 surrogate") from None
     return value
 
 

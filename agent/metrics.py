@@ -35,6 +35,8 @@ COMMIT_FAILURES = "lookout_commit_failures_total"
 """Offset commits refused after a rebalance (the batch is re-read and deduplicated)."""
 DETECTOR_INFERENCE = "lookout_detector_inference_seconds"
 """Time of one ``detector.score(batch)`` call, per detector."""
+PII_REDACTED = "lookout_pii_redacted_total"
+"""PII spans replaced by the redact step, per type (``email``, ``phone``, ``card``, ``iban``, ``ip``, ``secret``...)."""
 READY = "lookout_ready"
 """1 while ``/readyz`` answers ready, else 0."""
 PROCESS_START = "process_start_time_seconds"
@@ -56,6 +58,7 @@ commit_failures = Counter(COMMIT_FAILURES, "Offset commits refused after a rebal
 detector_inference = Histogram(
     DETECTOR_INFERENCE, "Seconds of one detector.score call.", ["detector"], buckets=_LATENCY_BUCKETS
 )
+pii_redacted = Counter(PII_REDACTED, "PII spans redacted.", ["type"])
 ready = Gauge(READY, "1 while the agent is ready.")
 
 

@@ -1,4 +1,4 @@
-"""The agent loop: source → decode → score → sink → flush → commit, one batch at a time.
+"""The agent loop: source → decode → redact → score → sink → flush → commit, one batch at a time.
 
 Offsets are committed only after every sink has durably written the batch. A crash between write and
 commit re-delivers the batch; writes are idempotent on the record id, so no reader sees it twice.
@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -19,6 +19,7 @@ from agent.decode import decode
 from agent.errors import StorageError
 from agent.metrics import Health
 from agent.pipeline import Scorer
+from agent.redact import Counts, Redactor
 from agent.sinks.base import BatchingSink, SinkError
 from agent.source import CommitFailed, Source, TopicPartitionKey
 from agent.storage.runs import RunCounters, RunLog
@@ -28,6 +29,7 @@ from detectors.types import TextField, Vectors
 if TYPE_CHECKING:
     from agent.drift import DriftStep
 
+_T = TypeVar("_T")
 log = structlog.get_logger(__name__)
 
 JOIN_GRACE_S = 60.0
@@ -57,6 +59,7 @@ class Agent:
         health: Readiness state for ``/readyz`` (storage reachability is set here).
         storage_probe: Called while idle, every ``STORAGE_PROBE_S``; raises if storage is unreachable.
         drift: The drift step (per-stream monitor and its sink), if drift is enabled.
+        redactor: The redact step (PII → placeholders before scoring and before any sink), if enabled.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Agent:
         health: Health | None = None,
         storage_probe: Callable[[], None] | None = None,
         drift: DriftStep | None = None,
+        redactor: Redactor | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source = source
@@ -94,6 +98,7 @@ class Agent:
         self.health = health
         self.storage_probe = storage_probe
         self.drift = drift
+        self.redactor = redactor
         self.counters = RunCounters()
         self._sleep = sleep
         self._probed_at = time.monotonic()
@@ -176,6 +181,7 @@ class Agent:
                 samples.append(result)
             else:
                 failures.append(result)
+        samples = self._redact(samples)
         scored, scoring_failures, vectors = self._score(samples, {m.origin: m for m in messages})
         failures.extend(scoring_failures)
         if self.drift is not None:
@@ -184,6 +190,7 @@ class Agent:
         self.record_sink.extend(scored)
         for route_sink in self.route_sinks:
             route_sink.extend(scored)
+        failures = self._redact_failures(failures)
         for sink in self.dead_letter_sinks:
             sink.extend(failures)
         self._flush()
@@ -194,6 +201,18 @@ class Agent:
         self._commit(messages)
         self._count(messages, scored, failures)
         metrics.batch_duration.labels(topic=messages[0].origin.topic).observe(time.perf_counter() - started)
+
+    def _redact(self, samples: list[Sample]) -> list[Sample]:
+        """The redact step: PII in each sample's text becomes placeholders, counted per type."""
+        if self.redactor is None:
+            return samples
+        return _redacted(samples, self.redactor.redact_sample)
+
+    def _redact_failures(self, failures: list[DecodeFailure]) -> list[DecodeFailure]:
+        """Dead letters are redacted too: reason and bytes (valid UTF-8 stretches; invalid bytes stay as they are)."""
+        if self.redactor is None:
+            return failures
+        return _redacted(failures, self.redactor.redact_failure)
 
     def _score(
         self, samples: list[Sample], raw: Mapping[Origin | None, RawMessage]
@@ -287,3 +306,14 @@ class Agent:
             self.run_log.update(self.counters, status)
         except Exception as exc:  # counters are informational; never stop scoring for them
             log.warning("could not record run counters", error=str(exc)[:300])
+
+
+def _redacted(items: list[_T], redact: Callable[[_T], tuple[_T, Counts]]) -> list[_T]:
+    """Apply one redaction to every item, counting what it replaced on /metrics."""
+    out = []
+    for item in items:
+        redacted, counts = redact(item)
+        for kind, n in counts.items():
+            metrics.pii_redacted.labels(type=kind).inc(n)
+        out.append(redacted)
+    return out

@@ -8,14 +8,17 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from agent.decode import decode
 from agent.errors import LookoutError
 from agent.pipeline import Scorer
+from agent.redact import Redactor
 from agent.types import DecodeFailure, Origin, RawMessage, Sample
 
 CHUNK = 256
+TEXT_FIELDS = ("prompt", "response", "messages", "context", "metadata")
+"""Top-level fields whose strings are redacted in the output (identifiers such as ``id`` are kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +49,39 @@ def _dlq_line(failure: DecodeFailure) -> str:
     )
 
 
-def _output_line(message: RawMessage, scores: dict[str, float | None], flags: tuple[str, ...]) -> str:
+def _redact_json(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.redact(value)[0]
+    if isinstance(value, list):
+        return [_redact_json(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_json(v, redactor) for k, v in value.items()}
+    return value
+
+
+def _output_line(
+    message: RawMessage, scores: dict[str, float | None], flags: tuple[str, ...], redactor: Redactor | None
+) -> str:
     obj = json.loads(message.value or b"")
+    if redactor is not None:
+        obj.update({k: _redact_json(obj[k], redactor) for k in TEXT_FIELDS if k in obj})
     obj["scores"] = scores
     obj["flags"] = list(flags)
     return json.dumps(obj, ensure_ascii=False)
 
 
 def score_file(
-    scorer: Scorer, src: str, out: str, dlq: str | None = None, max_record_bytes: int = 1_048_576
+    scorer: Scorer,
+    src: str,
+    out: str,
+    dlq: str | None = None,
+    max_record_bytes: int = 1_048_576,
+    redactor: Redactor | None = None,
 ) -> ScoreCounts:
-    """Score ``src`` into ``out``; bad lines go to ``dlq`` (default ``<out>.dlq.jsonl``, stderr-adjacent for ``-``)."""
+    """Score ``src`` into ``out``; bad lines go to ``dlq`` (default ``<out>.dlq.jsonl``, stderr-adjacent for ``-``).
+
+    With a ``redactor``, records are scored redacted and the output and DLQ lines carry redacted text.
+    """
     dlq_path = dlq or (f"{out}.dlq.jsonl" if out != "-" else "lookout-score.dlq.jsonl")
     scored = rejected = 0
     with ExitStack() as stack:
@@ -70,23 +95,32 @@ def score_file(
         for message in _numbered_lines(source, Path(src).name if src != "-" else "stdin"):
             chunk.append(message)
             if len(chunk) >= CHUNK:
-                s, r = _score_chunk(scorer, chunk, sink, dead, max_record_bytes)
+                s, r = _score_chunk(scorer, chunk, sink, dead, max_record_bytes, redactor)
                 scored, rejected, chunk = scored + s, rejected + r, []
         if chunk:
-            s, r = _score_chunk(scorer, chunk, sink, dead, max_record_bytes)
+            s, r = _score_chunk(scorer, chunk, sink, dead, max_record_bytes, redactor)
             scored, rejected = scored + s, rejected + r
     return ScoreCounts(scored, rejected)
 
 
 def _score_chunk(
-    scorer: Scorer, chunk: list[RawMessage], sink: IO[str], dead: IO[str], max_record_bytes: int
+    scorer: Scorer,
+    chunk: list[RawMessage],
+    sink: IO[str],
+    dead: IO[str],
+    max_record_bytes: int,
+    redactor: Redactor | None,
 ) -> tuple[int, int]:
     decoded = [(m, decode(m, max_record_bytes)) for m in chunk]
     good = [(m, d) for m, d in decoded if isinstance(d, Sample)]
+    if redactor is not None:
+        good = [(m, redactor.redact_sample(d)[0]) for m, d in good]
     results = scorer.score([d for _, d in good])
     for (message, _), result in zip(good, results, strict=True):
-        sink.write(_output_line(message, dict(result.scores), result.flags) + "\n")
+        sink.write(_output_line(message, dict(result.scores), result.flags, redactor) + "\n")
     bad = [d for _, d in decoded if isinstance(d, DecodeFailure)]
+    if redactor is not None:
+        bad = [redactor.redact_failure(d)[0] for d in bad]
     for failure in bad:
         dead.write(_dlq_line(failure) + "\n")
     return len(good), len(bad)

@@ -50,6 +50,32 @@ MALFORMED: tuple[bytes, ...] = (
 )
 
 
+def read_topic(broker: Broker, name: str, at_least: int, timeout_s: float = 20) -> list[Any]:
+    """Read topic ``name`` from the start with a fresh group until ``at_least`` messages arrived (or timeout)."""
+    import time
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        name,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(out) < at_least and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                out.extend(batch)
+    finally:
+        consumer.close()
+    return out
+
+
 @dataclass
 class Topic:
     """A fresh topic on the session broker, with helpers to produce to it."""
@@ -93,28 +119,7 @@ class Topic:
 
     def dead_letters(self, expected: int, timeout_ms: int = 20_000) -> list[Any]:
         """Read the DLQ topic from the start until ``expected`` messages arrived (or timeout)."""
-        from kafka import KafkaConsumer
-
-        consumer = KafkaConsumer(
-            f"{self.name}.dlq",
-            bootstrap_servers=self.broker.bootstrap,
-            group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-        )
-        out: list[Any] = []
-        try:
-            import time
-
-            deadline = time.monotonic() + timeout_ms / 1000
-            while len(out) < expected and time.monotonic() < deadline:
-                for batch in consumer.poll(timeout_ms=500).values():
-                    out.extend(batch)
-        finally:
-            consumer.close()
-        return out
+        return read_topic(self.broker, f"{self.name}.dlq", expected, timeout_ms / 1000)
 
 
 @pytest.fixture

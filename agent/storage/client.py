@@ -46,7 +46,9 @@ def connect(settings: ClickHouseSettings) -> Client:
         client = _open_chdb(clickhouse_connect, path)
     elif settings.dsn.startswith(("http://", "https://", "clickhouse://", "clickhouses://")):
         try:
-            client = clickhouse_connect.get_client(dsn=settings.dsn)
+            # on a cluster, a write returns only once every shard has it: offsets commit after durable writes
+            sync = {"insert_distributed_sync": 1} if settings.cluster else None
+            client = clickhouse_connect.get_client(dsn=settings.dsn, settings=sync)
         except Exception as exc:
             raise StorageError(
                 f"ClickHouse unreachable at {mask_dsn(settings.dsn)} ({reason(exc)}); "
@@ -57,7 +59,8 @@ def connect(settings: ClickHouseSettings) -> Client:
             f"unsupported ClickHouse DSN {mask_dsn(settings.dsn)!r}; use chdb://PATH or http(s)://host:port"
         )
     try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {settings.database}")
+        on_cluster = f" ON CLUSTER {settings.cluster}" if settings.cluster else ""
+        client.command(f"CREATE DATABASE IF NOT EXISTS {settings.database}{on_cluster}")
     except Exception as exc:
         raise StorageError(f"cannot create database {settings.database}: {reason(exc)}") from None
     return client

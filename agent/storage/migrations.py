@@ -15,6 +15,7 @@ Tables:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from agent.storage.client import Client
@@ -242,26 +243,34 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def applied_versions(client: Client, db: str) -> set[int]:
+def applied_versions(client: Client, db: str, cluster: str | None = None) -> set[int]:
     """Versions already recorded."""
-    client.command(
+    create = (
         f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
+    for statement in on_cluster(create, cluster):
+        client.command(statement)
     rows = client.query(f"SELECT DISTINCT version FROM {db}.schema_migrations").result_rows
     return {int(r[0]) for r in rows}
 
 
-def migrate(client: Client, db: str, raw_text_ttl_days: int | None = None) -> list[Migration]:
-    """Apply every migration not yet recorded, then the text TTL; returns what was applied."""
-    done = applied_versions(client, db)
+def migrate(
+    client: Client, db: str, raw_text_ttl_days: int | None = None, cluster: str | None = None
+) -> list[Migration]:
+    """Apply every migration not yet recorded, then the text TTL; returns what was applied.
+
+    With ``cluster``, every statement is rewritten by :func:`on_cluster`.
+    """
+    done = applied_versions(client, db, cluster)
     applied = []
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
         for statement in migration.statements:
-            client.command(statement.format(db=db))
+            for command in on_cluster(statement.format(db=db), cluster):
+                client.command(command)
         client.command(
             f"INSERT INTO {db}.schema_migrations (version, name, applied_at) "
             "VALUES ({v:UInt32}, {n:String}, now64(3))",
@@ -269,17 +278,73 @@ def migrate(client: Client, db: str, raw_text_ttl_days: int | None = None) -> li
         )
         applied.append(migration)
     if raw_text_ttl_days is not None:
-        set_text_ttl(client, db, raw_text_ttl_days)
+        set_text_ttl(client, db, raw_text_ttl_days, cluster)
     return applied
 
 
-def set_text_ttl(client: Client, db: str, days: int) -> None:
-    """Expire raw text columns ``days`` after the record's ``ts`` (scores and counters stay)."""
+def set_text_ttl(client: Client, db: str, days: int, cluster: str | None = None) -> None:
+    """Expire raw text columns ``days`` after the record's ``ts`` (scores and counters stay).
+
+    On a cluster the TTL goes on the replicated ``records_local`` tables (a Distributed table stores nothing).
+    """
+    table = f"{db}.records" if cluster is None else f"{db}.records{LOCAL_SUFFIX} ON CLUSTER {cluster}"
     for column in TEXT_COLUMNS:
         client.command(
-            f"ALTER TABLE {db}.records MODIFY COLUMN {column} {TEXT_COLUMN_TYPES[column]} "
+            f"ALTER TABLE {table} MODIFY COLUMN {column} {TEXT_COLUMN_TYPES[column]} "
             f"TTL toDateTime(ts) + INTERVAL {int(days)} DAY"
         )
+
+
+LOCAL_SUFFIX = "_local"
+"""On a cluster, ``T`` is a Distributed table over the replicated ``T_local`` on every shard."""
+
+_CREATE_TABLE = re.compile(
+    r"^\s*CREATE TABLE IF NOT EXISTS (?P<table>\w+\.\w+)\s*(?P<body>.*?)"
+    r"ENGINE = (?P<kind>\w*)MergeTree(?:\((?P<args>[^)]*)\))?(?P<rest>.*)$",
+    re.DOTALL,
+)
+_ORDER_BY = re.compile(r"ORDER BY \(?(?P<key>[\w, ]+?)\)?\s*$")
+_ALTER_TABLE = re.compile(r"^\s*ALTER TABLE (?P<table>\w+\.\w+) (?P<rest>.*)$", re.DOTALL)
+_CREATE_VIEW = re.compile(
+    r"^\s*(?P<head>CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?\w+\.\w+) (?P<rest>AS .*)$", re.DOTALL
+)
+
+
+def on_cluster(statement: str, cluster: str | None) -> list[str]:
+    """The statements that apply one migration statement on ``cluster`` (unchanged when None).
+
+    - ``CREATE TABLE db.T ... ENGINE = XMergeTree(args)`` becomes ``db.T_local ON CLUSTER`` with
+      ``ReplicatedXMergeTree('/clickhouse/tables/{shard}/db/T_local', '{replica}', args)`` (the servers'
+      ``shard``/``replica`` macros), plus ``db.T ON CLUSTER`` as a Distributed table over it, sharded by a hash
+      of ``T``'s sort key: every copy of a row lands on one shard, so ``FINAL`` views still collapse them.
+    - ``ALTER TABLE db.T`` runs ``ON CLUSTER`` on ``T_local`` and on ``T`` (both carry the columns).
+    - ``CREATE [OR REPLACE] VIEW`` gains ``ON CLUSTER``; views read the Distributed tables.
+    """
+    if cluster is None:
+        return [statement]
+    if match := _CREATE_TABLE.match(statement):
+        table, body, kind, args, rest = match.group("table", "body", "kind", "args", "rest")
+        db, name = table.split(".")
+        local = f"{name}{LOCAL_SUFFIX}"
+        order = _ORDER_BY.search(rest.strip())
+        if order is None:
+            raise ValueError(f"cannot shard {table}: no ORDER BY key in its DDL")
+        engine_args = ", ".join(a for a in (f"'/clickhouse/tables/{{shard}}/{db}/{local}'", "'{replica}'", args) if a)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster} {body}"
+            f"ENGINE = Replicated{kind}MergeTree({engine_args}){rest}",
+            f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} AS {db}.{local} "
+            f"ENGINE = Distributed('{cluster}', '{db}', '{local}', cityHash64({order.group('key')}))",
+        ]
+    if match := _ALTER_TABLE.match(statement):
+        table, rest = match.group("table", "rest")
+        return [
+            f"ALTER TABLE {table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
+            f"ALTER TABLE {table} ON CLUSTER {cluster} {rest}",
+        ]
+    if match := _CREATE_VIEW.match(statement):
+        return [f"{match.group('head')} ON CLUSTER {cluster} {match.group('rest')}"]
+    raise ValueError(f"no ON CLUSTER form for statement: {' '.join(statement.split())[:80]}")
 
 
 def record_columns(client: Client, db: str) -> set[str]:

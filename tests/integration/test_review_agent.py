@@ -8,11 +8,10 @@ import socket
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
-from conftest import AgentEnv, record
+from conftest import AgentEnv, read_topic, record
 
 IDLE = "4"
 RULES = """
@@ -25,26 +24,7 @@ rules:
 
 def review_messages(env: AgentEnv, at_least: int, timeout_s: float = 20) -> list[Any]:
     """Read the review topic from the start until ``at_least`` messages arrived (or timeout)."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        f"{env.topic.name}.review",
-        bootstrap_servers=env.topic.broker.bootstrap,
-        group_id=f"review-reader-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
-    out: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(out) < at_least and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                out.extend(batch)
-    finally:
-        consumer.close()
-    return out
+    return read_topic(env.topic.broker, f"{env.topic.name}.review", at_least, timeout_s)
 
 
 def rules_file(tmp_path: Path) -> str:
