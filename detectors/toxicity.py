@@ -1,7 +1,8 @@
 """Toxicity of a prompt or response: a trained head (default) and a fast lexical backend.
 
 * :class:`HeadToxicity` is a logistic head over the shared MiniLM embedding of the text plus
-  alt-profanity-check's probability, trained on Davidson et al.'s tweets with self-written identity
+  alt-profanity-check's probability, stacked with alt-profanity-check's probability of the text with identity
+  terms masked, trained on Davidson et al.'s tweets with self-written identity
   templates and identity-swapped copies against identity-term bias (``detectors/heads/toxicity.md``).
 * :class:`LexicalToxicity` is alt-profanity-check alone (TF-IDF + linear SVM, calibrated): microseconds per
   text, no embeddings, but lexical: it catches profanity and insults and also fires on identity terms
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.head import LogisticHead
+from detectors.identity import mask_identity
 from detectors.types import Batch, Score, TextField, Vectors
 
 Target = Literal["response", "prompt"]
@@ -102,8 +104,42 @@ def head_features(embeddings: Vectors, lexical: NDArray[np.float64]) -> NDArray[
     return np.hstack([emb.reshape(lex.shape[0], -1), np.clip(lex, 0.0, 1.0)])
 
 
+STACK_KEY = "stack"
+"""Key of ``head.meta`` holding the stacker: weights of the head's logit and the masked lexical logit."""
+
+
+def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    q = np.clip(p, 1e-4, 1.0 - 1e-4)
+    return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
+
+
+def head_proba(
+    head: LogisticHead, embeddings: Vectors, texts: Sequence[str], lexical: TextClassifier
+) -> NDArray[np.float64]:
+    """Toxicity probabilities: the head, stacked with the lexical probability of the identity-masked text.
+
+    The head sees (embedding, lexical probability); the masked text is the text with identity terms removed
+    (:func:`~detectors.identity.mask_identity`).
+
+    The stacker is ``sigmoid(a * logit(head) + b * logit(lexical(masked)) + c)`` with ``a, b, c`` in
+    ``head.meta["stack"]`` (fitted on the wiki tuning half, see ``evaluators/training/toxicity.py``); a head
+    without one returns the head's probability.
+    """
+    p_head = head.predict_proba(head_features(embeddings, lexical.predict_proba(texts)))
+    stack = head.meta.get(STACK_KEY)
+    if not stack or not len(texts):
+        return p_head
+    p_masked = lexical.predict_proba([mask_identity(t) for t in texts])
+    z = (
+        float(stack["head"]) * _logit(p_head)
+        + float(stack["lexical_masked"]) * _logit(p_masked)
+        + float(stack["intercept"])
+    )
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
 class HeadToxicity:
-    """Toxicity of one text field from a logistic head over its embedding and a lexical probability.
+    """Toxicity of one text field: a logistic head stacked with a masked lexical probability (:func:`head_proba`).
 
     Args:
         target: Which text to score: ``response`` (column ``toxicity``) or ``prompt`` (``prompt_toxicity``).
@@ -139,7 +175,7 @@ class HeadToxicity:
         if not len(batch):
             return []
         texts = [item.response if self.target == "response" else item.prompt for item in batch.items]
-        probs = self.head.predict_proba(head_features(batch.embeddings(self.target), self.lexical.predict_proba(texts)))
+        probs = head_proba(self.head, batch.embeddings(self.target), texts, self.lexical)
         return [
             Score(0.0 if not text.strip() else float(np.clip(p, 0.0, 1.0)))
             for text, p in zip(texts, probs, strict=True)

@@ -43,7 +43,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
-from detectors.toxicity import HEAD_NAME, ProfanityCheckModel, TextClassifier, feature_names, head_features
+from detectors.identity import mask_identity
+from detectors.toxicity import (
+    HEAD_NAME,
+    STACK_KEY,
+    ProfanityCheckModel,
+    TextClassifier,
+    feature_names,
+    head_features,
+    head_proba,
+)
 from detectors.types import Encoder
 from evaluators.quality import EvalRow, cached_encode
 from evaluators.training.toxicity_probes import (
@@ -55,7 +64,7 @@ from evaluators.training.toxicity_probes import (
 )
 
 NAME = HEAD_NAME
-DATE = "2026-11-26"
+DATE = "2026-11-27"
 DAVIDSON_CSV = Path("toxicity/davidson_hate_offensive/labeled_data.csv")
 WIKI_CSV = Path("toxicity/wiki_toxicity_dev/toxicity_dev_half.csv")
 C_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
@@ -208,7 +217,10 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         grid.append({"C": c, "tune_auc": round(_auc(y_tune, head.predict_proba(x_tune)), 4)})
     best = max(grid, key=lambda g: (g["tune_auc"], -g["C"]))
     fitted = _fit(x, y, w, c=best["C"], seed=seed)
-    digest = hashlib.sha256(json.dumps([fitted.coef.tolist(), fitted.intercept, fitted.mean.tolist()]).encode())
+    stack = _fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, seed)
+    digest = hashlib.sha256(
+        json.dumps([fitted.coef.tolist(), fitted.intercept, fitted.mean.tolist(), stack], sort_keys=True).encode()
+    )
     meta: dict[str, Any] = {
         "date": DATE,
         "seed": seed,
@@ -224,6 +236,7 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "template_share": TEMPLATE_SHARE,
         "train_positive_rate_davidson": round(float(np.mean(ts.y_davidson)), 4),
         "tuning": {"on": f"wiki_toxicity_dev tuning half (n={len(tune)})", "grid": grid, "chosen": best},
+        STACK_KEY: stack,
         "split": "Davidson: sha256(cleaned text) % 10 == 0 held out; wiki: sha256(rev_id) % 2 == 1 held out",
         "retrain": "lookout train-heads --data DIR",
     }
@@ -251,6 +264,38 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
     return head
 
 
+STACK_C = 1.0
+"""Inverse L2 strength of the stacker (three parameters on the wiki tuning half; fixed, not tuned)."""
+
+
+def _fit_stack(
+    head: LogisticHead,
+    x_tune: NDArray[np.float64],
+    texts: Sequence[str],
+    y_tune: NDArray[np.int_],
+    lexical: TextClassifier,
+    seed: int,
+) -> dict[str, float]:
+    """Fit ``sigmoid(a * logit(head) + b * logit(lexical(masked text)) + c)`` on the wiki tuning half.
+
+    The head is trained on tweets; the stacker learns, on Wikipedia comments, how much to trust it against
+    alt-profanity-check on the text with identity terms masked (which keeps insults and slurs but no longer
+    fires on "gay" or "Muslim" alone), and calibrates the result so 0.5 is the flag threshold.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    def logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+        q = np.clip(p, 1e-4, 1.0 - 1e-4)
+        return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
+
+    z = np.column_stack(
+        [logit(head.predict_proba(x_tune)), logit(lexical.predict_proba([mask_identity(t) for t in texts]))]
+    )
+    model = LogisticRegression(C=STACK_C, random_state=seed).fit(z, y_tune)
+    a, b = (round(float(v), 6) for v in model.coef_[0])
+    return {"head": a, "lexical_masked": b, "intercept": round(float(model.intercept_[0]), 6), "C": STACK_C}
+
+
 def _rows(
     dataset: str, y: NDArray[np.int_], ours: NDArray[np.float64], base: NDArray[np.float64], metrics: Sequence[str]
 ) -> tuple[list[EvalRow], dict[str, float], dict[str, float]]:
@@ -273,8 +318,9 @@ def _evaluate_with(
     rows: list[EvalRow] = []
 
     def both(texts: Sequence[str]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        x = featurize(texts, encoder, cache_dir, lexical)
-        return head.predict_proba(x), x[:, -1]
+        texts = list(texts)
+        emb = cached_encode(encoder, texts, cache_dir)
+        return head_proba(head, emb, texts, lexical), lexical.predict_proba(texts)
 
     # (a) wiki held-out half, and (b) the same comments with identity terms swapped.
     wiki = [e for e in load_wiki(data_dir) if e.held_out]
@@ -334,12 +380,17 @@ def _evaluate_with(
 
     # Davidson held-out 10 % (in-domain), with the published 3-class figure beside the binary one.
     davidson = load_davidson(data_dir)
-    x_all = featurize([e.text for e in davidson], encoder, cache_dir, lexical)
+    emb_all = cached_encode(encoder, [e.text for e in davidson], cache_dir)
     held = np.asarray([e.held_out for e in davidson])
     y_d = np.asarray([e.label for e in davidson], dtype=np.int_)[held]
+    d_texts = [e.text for e in davidson if e.held_out]
     d_name = f"davidson_hate_offensive (held-out 10 %, binary, n={int(held.sum())})"
     new, _, _ = _rows(
-        d_name, y_d, head.predict_proba(x_all[held]), x_all[held, -1], ("AUC", "weighted F1@0.5", "balanced accuracy")
+        d_name,
+        y_d,
+        head_proba(head, np.asarray(emb_all)[held], d_texts, lexical),
+        lexical.predict_proba(d_texts),
+        ("AUC", "weighted F1@0.5", "balanced accuracy"),
     )
     rows.extend(
         EvalRow(
@@ -387,6 +438,10 @@ def model_card(head: LogisticHead) -> str:
         chosen=meta["tuning"]["chosen"]["C"],
         tune_n=meta["tuning"]["on"],
         lexical_coef=head.coef[-1],
+        stack_head=meta[STACK_KEY]["head"],
+        stack_lex=meta[STACK_KEY]["lexical_masked"],
+        stack_b=meta[STACK_KEY]["intercept"],
+        stack_c=meta[STACK_KEY]["C"],
         intercept=head.intercept,
         metrics=metrics,
     )
@@ -404,7 +459,13 @@ Code: `evaluators/training/toxicity.py` (training, evaluation), `evaluators/trai
 default flag threshold; a blank text scores 0.0. Logistic regression over 385 standardised features: the
 384-d all-MiniLM-L6-v2 embedding the batch already computed for the field, and alt-profanity-check's
 probability for the same text (weight {lexical_coef:+.3f} on the standardised scale; intercept
-{intercept:+.3f}). Cost per text: the shared embedding plus microseconds.
+{intercept:+.3f}), then stacked:
+`sigmoid({stack_head:+.3f} * logit(head) {stack_lex:+.3f} * logit(lexical(masked)) {stack_b:+.3f})`
+where *masked* is the text with identity terms removed (`detectors/identity.py`: "I am a gay man" keeps
+only "I am a"), so alt-profanity-check no longer fires on the group's name while slurs and insults stay.
+The three stacker weights are fitted on the wiki tuning half (C = {stack_c:g}, fixed) and make 0.5 a
+calibrated threshold on Wikipedia comments. Cost per text: the shared embedding plus two alt-profanity-check
+calls (microseconds).
 
 ## Data and licenses
 {licenses}
@@ -424,8 +485,11 @@ harmless use ("I could murder a pizza"). The self-written rows share {share} of 
 (fixed, not tuned: wiki AUC cannot see identity bias; the choice is explained in the training module).
 
 Split and tuning: Davidson rows whose SHA-256(cleaned text) % 10 == 0 are held out (≈10 %). wiki_toxicity_dev
-is split by SHA-256(rev_id) % 2: the even half ({tune_n}) tuned C only (AUC: {grid}; chosen C = {chosen}),
-the odd half is held out and only reported. Nothing trains on wiki text.
+is split by SHA-256(rev_id) % 2: the even half ({tune_n}) tuned the head's C (AUC: {grid}; chosen C =
+{chosen}) and fitted the three stacker weights; the odd half is held out and only reported. The head itself
+never trains on wiki text. The identity-term list is general (sexuality, gender, religion, ethnicity,
+nationality, migration, disability) but covers the 24 groups of the self-written templates (c), so (c) is easier
+for the masked lexical part than unseen groups would be.
 
 ## Held-out metrics
 Baseline = alt-profanity-check's probability alone (today's `LexicalToxicity`), on the same rows, at 0.5.

@@ -12,8 +12,9 @@ from numpy.typing import NDArray
 
 from detectors.encoder import SentenceTransformerEncoder, build_batch
 from detectors.head import LogisticHead
+from detectors.identity import mask_identity
 from detectors.testing import HashingEncoder
-from detectors.toxicity import LEXICAL_FEATURE, HeadToxicity, feature_names, head_features
+from detectors.toxicity import LEXICAL_FEATURE, HeadToxicity, feature_names, head_features, head_proba
 from detectors.types import Detector, Encoder
 from evaluators.training.toxicity import clean_tweet, functional_accuracy, load_davidson, load_wiki
 from evaluators.training.toxicity_probes import (
@@ -137,6 +138,45 @@ class TestHeadToxicityPlumbing:
         detector = HeadToxicity(head=toy_head(), lexical=FixedLexical())
         assert detector.score(build_batch([], HashingEncoder(dim=8), detector.needs)) == []
 
+    def test_stacker_combines_head_and_masked_lexical_logits(self) -> None:
+        """With ``meta["stack"]``: sigmoid(a*logit(head) + b*logit(lexical(masked)) + c).
+
+        The lexical model sees the text with identity terms removed.
+        """
+        seen: list[str] = []
+
+        class Recording(FixedLexical):
+            def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
+                seen.extend(texts)
+                return super().predict_proba(texts)
+
+        base = toy_head()
+        head = LogisticHead(
+            base.name, "stacked", base.feature_names, base.mean, base.scale, base.coef, base.intercept,
+            meta={"stack": {"head": 2.0, "lexical_masked": 1.0, "intercept": -0.5, "C": 1.0}},
+        )  # fmt: skip
+        texts = ["bad gay words", "fine"]
+        got = head_proba(head, HashingEncoder(dim=8).encode(texts), texts, Recording())
+
+        def logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.asarray(np.log(p / (1 - p)), dtype=np.float64)
+
+        p_head = 1 / (1 + np.exp(-4 * (np.asarray([0.9, 0.1]) - 0.5)))
+        expected = 1 / (1 + np.exp(-(2.0 * logit(p_head) + 1.0 * logit(np.asarray([0.9, 0.1])) - 0.5)))
+        assert got == pytest.approx(expected)
+        assert seen == ["bad gay words", "fine", "bad  words", "fine"]
+        # without a stacker the head's probability is the score
+        assert head_proba(base, HashingEncoder(dim=8).encode(texts), texts, FixedLexical()) == pytest.approx(p_head)
+
+
+class TestMaskIdentity:
+    """Identity terms are removed, whole words only, any case; other words stay."""
+
+    def test_removes_identity_words_only(self) -> None:
+        assert mask_identity("I am a proud Muslim woman") == "I am a proud  "
+        assert mask_identity("GAY people and Gaylord") == " people and Gaylord"
+        assert mask_identity("you stupid idiot") == "you stupid idiot"
+
 
 class TestBundledHead:
     """The shipped head on the real encoder and alt-profanity-check."""
@@ -146,7 +186,8 @@ class TestBundledHead:
         head = LogisticHead.bundled("toxicity")
         assert len(head.feature_names) == 385
         assert head.feature_names[-1] == LEXICAL_FEATURE
-        assert head.meta["date"] == "2026-11-26"
+        assert head.meta["date"] == "2026-11-27"
+        assert set(head.meta["stack"]) == {"head", "lexical_masked", "intercept", "C"}
         assert head.meta["seed"] == 0
         assert "MIT" in head.meta["licenses"]["davidson_hate_offensive"]
         assert HeadToxicity().version == f"head-{head.version}"
