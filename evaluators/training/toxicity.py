@@ -510,8 +510,8 @@ swap list; (c) and (d) are self-written (the functional suite is in the spirit o
 - Negated and counter-speech statements that repeat a hateful phrase ("I don't hate gay people", "Calling
   immigrants vermin is disgusting") are often flagged: the embedding sees the topic, not the stance.
 - Dehumanising comparisons without insulting words are mostly missed: in the identity-template set (c),
-  "<group> people are a disease" scores < 0.5 for 23 of 24 groups and "<group> people are vermin" for 13 of
-  24; the few non-toxic misses include "Queer people are my neighbours" (0.60).
+  "<group> people are a disease" scores < 0.5 for 24 of 24 groups and "<group> people are vermin" for 22 of
+  24 (measured 2026-11-27 with this version).
 - Implicit stereotypes without insulting words ("Jews control the banks", "Women belong in the kitchen")
   and indirect threats ("Keep talking and you'll end up in a ditch") are often missed.
 - Reclaimed slurs ("We're here, we're queer") can be flagged; slurs not in Davidson can be missed.
