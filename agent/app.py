@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +10,7 @@ import structlog
 
 from agent.config import Settings
 from agent.errors import ConfigError, StorageError
+from agent.feedback.step import feedback_step
 from agent.metrics import Health
 from agent.pipeline import Scorer
 from agent.redact import redactor_from_settings
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from agent.drift import DriftStep
+    from agent.judge import JudgeStep
+    from agent.shedding import Shedder
+    from agent.sinks.embeddings import EmbeddingSink
     from agent.web import WebServer
 
 log = structlog.get_logger(__name__)
@@ -95,6 +99,41 @@ def drift_step(settings: Settings, client: Client, scorer: Scorer) -> DriftStep 
     return DriftStep(monitor, DriftSink(client, settings.clickhouse.database))
 
 
+def embedding_sink(settings: Settings, client: Client, scorer: Scorer) -> EmbeddingSink | None:
+    """The ``record_embeddings`` sink (None when ``embeddings.store`` is false or there is no encoder)."""
+    e = settings.embeddings
+    if not e.store or not e.fields or scorer.encoder is None:
+        return None
+    from agent.sinks.embeddings import EmbeddingSink
+
+    return EmbeddingSink(client, settings.clickhouse.database, scorer.encoder.name, e.fields)
+
+
+def shedder(settings: Settings, scorer: Scorer, lag: Callable[[], int | None]) -> Shedder | None:
+    """The load-shedding step (None when ``shedding.enabled`` is false)."""
+    if not settings.shedding.enabled:
+        return None
+    from agent.shedding import Shedder
+
+    names = [d.name for d in scorer.detectors]
+    return Shedder(settings.shedding, names, settings.drift.enabled, lag)
+
+
+def judge_step(settings: Settings) -> JudgeStep | None:
+    """The LLM judge step (None when ``judge.enabled`` is false)."""
+    if not settings.judge.enabled:
+        return None
+    from agent.judge import JUDGE, JudgeStep, ragas_judge
+
+    try:
+        judge, version = ragas_judge(settings.judge)
+    except ImportError as exc:
+        raise ConfigError(f"judge.enabled needs the eval extra (pip install 'llm-lookout[eval]'): {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return JudgeStep(settings.judge, judge, settings.detectors.thresholds.get(JUDGE, 0.5), version)
+
+
 def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Running:
     """Everything ``lookout run`` needs, opened and checked; models loaded; ``routers`` served with /metrics."""
     from kafka import KafkaProducer
@@ -102,7 +141,11 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
 
     client = open_storage(settings)
     scorer = Scorer.from_settings(settings)
-    names = tuple(d.name for d in scorer.detectors)
+    from agent.drift import stream_signals
+
+    judge = judge_step(settings)
+    names = (*(d.name for d in scorer.detectors), *stream_signals(settings.drift))  # novelty etc. come from drift
+    names = (*names, "hallucination_judge") if judge is not None else names
     check_score_columns(client, settings.clickhouse.database, names)
     k = settings.kafka
     try:  # reach Kafka before the slow model load, so a wrong address fails fast
@@ -110,6 +153,7 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
     except KafkaError as exc:
         raise unreachable(k, exc) from None
     health = Health()
+    health.storage_ok()  # connected and migrated above: lookout_storage_up starts at 1
     if settings.review.serve_ui:  # one process holds an embedded ClickHouse directory: serve the UI here
         from agent.review.app import agent_router
 
@@ -117,7 +161,8 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
     web = start_web(settings, health, routers)  # before the model load: /healthz answers while it runs
     scorer.warm_up()
     health.warmed_up = True
-    source = KafkaSource(k, max_records=settings.batch.max_records)
+    feedback = feedback_step(settings, client, producer)
+    source = KafkaSource(k, max_records=settings.batch.max_records, extra_topics=[feedback.topic] if feedback else [])
     health.assigned = lambda: source.last_assigned_at() is not None
     db = settings.clickhouse.database
     agent = Agent(
@@ -139,11 +184,16 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         health=health,
         storage_probe=lambda: client.command("SELECT 1"),
         drift=drift_step(settings, client, scorer),
+        embedding_sink=embedding_sink(settings, client, scorer),
+        feedback=feedback,
         redactor=redactor_from_settings(settings.redact),
+        shedder=shedder(settings, scorer, lambda: sum(source.lag().values())),
+        judge=judge,
+        sleep=source.hold,  # backoff while storage is down: partitions paused, group membership kept
     )
     log.info(
         "agent ready",
         topic=k.topic, group=k.group_id, dlq=k.dead_letter_topic, clickhouse=mask_dsn(settings.clickhouse.dsn),
-        detectors=list(names),
+        detectors=list(names), feedback=feedback.topic if feedback else None,
     )  # fmt: skip
     return Running(agent=agent, client=client, health=health, web=web)

@@ -25,10 +25,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Consume, score, store, commit, until stopped (or idle)."""
+    import signal
+
     from agent.app import build_agent
 
+    # SIGTERM while models load or the group is joined: remember it, start nothing, exit 0 (a clean drain)
+    early: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))
     running = build_agent(_settings(args))
     running.agent.install_signal_handlers()
+    if early:
+        running.agent.request_stop()
     counters = running.agent.run(exit_when_idle=args.exit_when_idle)
     running.close()
     print(
@@ -49,6 +56,31 @@ def cmd_score(args: argparse.Namespace) -> int:
     redactor = redactor_from_settings(settings.redact)
     counts = score_file(scorer, args.input, args.output, args.dlq, settings.limits.max_record_bytes, redactor)
     print(f"scored {counts.scored}, rejected {counts.rejected}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure scoring against the bare encoder, a naive loop and the whole agent; last line is JSON."""
+    import json
+
+    from agent import bench
+
+    settings = _settings(args)
+    quick = bench.BenchConfig(samples=256, naive_samples=24)
+    samples = args.samples or (quick.samples if args.quick else bench.BenchConfig.samples)
+    naive = quick.naive_samples if args.quick else bench.BenchConfig.naive_samples
+    config = bench.BenchConfig(
+        samples=samples,
+        naive_samples=max(2, min(naive, samples // 4)),  # the naive loop is slow: a quarter of the records at most
+        device=args.device,
+        precision=args.precision,
+        end_to_end=not args.no_e2e,
+        data=args.data,
+        rounds=args.rounds or (2 if args.quick else 3),
+    )
+    result = bench.run(config, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(bench.table(result))
+    print(json.dumps(result.as_json(), sort_keys=True))
     return 0
 
 
@@ -181,7 +213,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     """Print the effective settings (secrets masked)."""
     import yaml
 
-    print(yaml.safe_dump(_settings(args).model_dump(mode="json"), sort_keys=False), end="")
+    from agent.storage.client import mask_dsn
+
+    data = _settings(args).model_dump(mode="json")  # SecretStr fields dump as "**********"
+    data["clickhouse"]["dsn"] = mask_dsn(data["clickhouse"]["dsn"])  # a password may sit in the DSN itself
+    print(yaml.safe_dump(data, sort_keys=False), end="")
     return 0
 
 
@@ -275,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in", dest="input", required=True, metavar="FILE", help="JSONL of v1 records, - for stdin")
     p.add_argument("--out", dest="output", required=True, metavar="FILE", help="scored JSONL, - for stdout")
     p.add_argument("--dlq", metavar="FILE", help="rejected lines (default <out>.dlq.jsonl)")
+    p = add("bench", cmd_bench)
+    p.add_argument("--quick", action="store_true", help="256 records (a few minutes on 2 CPU cores)")
+    p.add_argument("--device", default="cpu", help="torch device of the encoder: cpu (default), cuda, cuda:1")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "int8"),
+        default="fp32",
+        help="encoder precision; other than fp32 also reports the score drift against fp32",
+    )
+    p.add_argument("--samples", type=int, metavar="N", help="records to score (default 1024, --quick 256)")
+    p.add_argument("--data", type=Path, metavar="FILE", help="JSONL of v1 records (default: HH-RLHF or the demo)")
+    p.add_argument("--no-e2e", action="store_true", help="skip the broker → agent → chDB measurement")
+    p.add_argument("--rounds", type=int, help="scoring/ceiling alternations; the best counts (default 3, --quick 2)")
     p = add("broker", cmd_broker, config=False)
     p.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
     p.add_argument("--data", type=Path, metavar="DIR", help="write broker.log and broker.json (address, pid) here")
@@ -310,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.export import commands as export_commands  # light: no pyarrow, ClickHouse or HTTP imports
 
     export_commands.register(sub, add)
+    from evaluators import commands as evaluator_commands  # light: ragas, evidently, torch load lazily
+
+    evaluator_commands.register(sub, add)
     from agent.review import commands as review_commands  # light: no FastAPI or ClickHouse imports
 
     review_commands.register(sub)

@@ -63,6 +63,14 @@ class KafkaSettings(_Section):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password (masked in logs)."""
+    ssl_cafile: Path | None = None
+    """CA bundle (PEM) that verifies the brokers' certificates with an SSL protocol; default the system CAs."""
+    ssl_certfile: Path | None = None
+    """Client certificate (PEM) for mutual TLS."""
+    ssl_keyfile: Path | None = None
+    """Private key (PEM) of the client certificate."""
+    ssl_password: SecretStr | None = None
+    """Password of ``ssl_keyfile``, if it is encrypted (masked in logs)."""
 
     @property
     def dead_letter_topic(self) -> str:
@@ -85,10 +93,18 @@ class ClickHouseSettings(_Section):
     """Database holding lookout's tables (created by ``lookout migrate``)."""
     raw_text_ttl_days: int | None = Field(default=None, ge=1)
     """Days to keep raw prompt/response/context text; scores and counters stay. None keeps text forever."""
-    write_retries: int = Field(default=5, ge=0)
-    """Retries of a failed write (capped exponential backoff) before the agent stops without committing."""
+    write_retries: int = Field(default=30, ge=0)
+    """Retries of a failed write (capped exponential backoff, partitions paused) before the agent exits uncommitted."""
     retry_backoff_max_s: float = Field(default=30.0, gt=0)
     """Longest wait between write retries."""
+    username: str | None = None
+    """ClickHouse user for ``http(s)://`` DSNs (overrides a user in the DSN)."""
+    password: SecretStr | None = None
+    """Its password (masked in logs; overrides a password in the DSN)."""
+    verify: bool = True
+    """Verify the server's TLS certificate (``https://`` DSNs)."""
+    ca_cert: Path | None = None
+    """CA bundle (PEM) that verifies the server's TLS certificate; default the system CAs."""
     cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     """Cluster for ``ON CLUSTER`` DDL (Replicated*MergeTree behind Distributed tables); None: one server or chDB."""
 
@@ -119,13 +135,21 @@ class EncoderSettings(_Section):
     batch_size: int = Field(default=64, ge=1)
     """Texts per encoder forward pass."""
     max_seq_length: int = Field(default=256, ge=8, le=512)
-    """Token budget per text; longer texts are truncated."""
+    """Token budget per text; longer texts are truncated (the tail beyond it is not embedded)."""
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
+    """Encoder weights: ``bf16``/``fp16`` on a GPU, ``int8`` (dynamic quantization) on CPU; scores drift a little."""
+    threads: int | None = Field(default=None, ge=1)
+    """Torch threads for the encoder; default one per physical core."""
+    cache_size: int = Field(default=20_000, ge=0)
+    """Embeddings kept across batches (LRU keyed by a hash of the text, ~1.5 KB each); 0 disables the cache."""
 
 
 class DetectorSettings(_Section):
     """Which detectors run, and where they flag."""
 
-    enabled: tuple[str, ...] = ("toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal")
+    enabled: tuple[str, ...] = (
+        "toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal", "repetition", "tone", "formality"
+    )  # fmt: skip
     """Detector names to run (see ``lookout detectors``)."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-detector flag thresholds overriding each detector's default (0.5)."""
@@ -154,7 +178,9 @@ class DriftSettings(_Section):
     """Compute drift in the agent and write ``drift_windows``."""
     fields: tuple[Literal["prompt", "response"], ...] = ("prompt",)
     """Texts whose embeddings are tested for drift."""
-    scores: tuple[str, ...] = ("toxicity", "relevance", "hallucination", "response_length")
+    scores: tuple[str, ...] = (
+        "toxicity", "relevance", "hallucination", "repetition", "tone", "formality", "response_length"
+    )  # fmt: skip
     """Score streams tested for distribution drift (detector names, ``response_length``); unknown ones are skipped."""
     method: Literal["knn-ks", "mmd", "distance", "ratio", "model"] = "knn-ks"
     """Embedding drift method: ``knn-ks`` (kNN distance to the reference, KS test) or one of evidently's."""
@@ -176,6 +202,20 @@ class DriftSettings(_Section):
     """Significance level of the drift tests (score threshold is ``-log10(alpha)``)."""
     max_streams: int = Field(1000, ge=1)
     """Streams tracked at once; the least recently seen is forgotten beyond this."""
+    novelty: bool = True
+    """Score each prompt's distance to its stream's prompt reference (``novelty`` column, ``novel`` flag)."""
+    novelty_percentile: float = Field(99.0, gt=50, lt=100)
+    """A prompt is ``novel`` when it lies farther out than this percentile of the reference's held-out prompts."""
+    near_duplicate: bool = True
+    """Score each response's similarity to recent responses to different prompts (``near_duplicate`` column)."""
+    near_duplicate_threshold: float = Field(0.95, gt=0, le=1)
+    """Response cosine similarity at which the ``near_duplicate`` flag is set."""
+    near_duplicate_window: int = Field(200, ge=1, le=100_000)
+    """Recent (prompt, response) embedding pairs remembered per stream."""
+    near_duplicate_prompt_similarity: float = Field(0.9, gt=0, le=1)
+    """Remembered prompts at least this similar to the new one count as the same question and are skipped."""
+    near_duplicate_min_chars: int = Field(64, ge=0)
+    """Responses shorter than this are not compared (short stock replies are not duplicates of interest)."""
 
     @model_validator(mode="after")
     def _sizes(self) -> DriftSettings:
@@ -186,6 +226,89 @@ class DriftSettings(_Section):
         if self.k > self.reference_size // 2:
             raise ValueError("drift.k must be at most half of drift.reference_size")
         return self
+
+
+class EmbeddingStoreSettings(_Section):
+    """Per-record embeddings kept in ``record_embeddings`` (Int8), for drift reports and re-scoring."""
+
+    store: bool = True
+    """Write the vectors the scorer computed anyway (no second encoder pass), flushed with the record."""
+    fields: tuple[Literal["prompt", "response"], ...] = ("prompt", "response")
+    """Text fields whose embeddings are stored (the scorer embeds them if no detector needs them)."""
+
+
+class EvalSettings(_Section):
+    """Batch evaluation over stored records: ``lookout evaluate ragas``, ``report drift`` and ``rescore``."""
+
+    llm_base_url: str | None = None
+    """OpenAI-compatible endpoint for ragas's LLM metrics (faithfulness, answer relevancy, context precision)."""
+    llm_model: str = "gpt-4o-mini"
+    """Model name sent to that endpoint."""
+    llm_api_key: SecretStr | None = None
+    """API key for the endpoint (masked in logs)."""
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    """Per-request timeout of LLM calls."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Records evaluated at once (LLM calls in flight)."""
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    """Records read, scored and written per step of ``rescore`` and ``evaluate ragas``."""
+    answer_relevancy_strictness: int = Field(default=3, ge=1, le=10)
+    """Questions ragas generates per response for answer relevancy (one LLM call each)."""
+
+
+class SheddingSettings(_Section):
+    """Load shedding: under lag or slow inference, sample the expensive signals; cheap detectors stay at 100 %."""
+
+    enabled: bool = True
+    """Shed when consumer lag or scoring time passes its threshold (with hysteresis)."""
+    lag_high: int = Field(default=50_000, ge=0)
+    """Start shedding when the summed consumer lag of the assigned partitions exceeds this many records..."""
+    lag_low: int = Field(default=10_000, ge=0)
+    """...and stop once it falls to this or below (and scoring time is low too)."""
+    inference_high_s: float | None = Field(default=None, gt=0)
+    """Start shedding when scoring one batch takes longer than this many seconds; None: lag only."""
+    inference_low_s: float | None = Field(default=None, gt=0)
+    """Stop shedding once a batch scores in this or less (default: half of ``inference_high_s``)."""
+    rate: float = Field(default=0.1, gt=0, le=1)
+    """Share of records whose expensive signals are still computed while shedding (chosen by a hash of the id)."""
+    detectors: tuple[str, ...] = ("hallucination",)
+    """Expensive detectors sampled while shedding (unknown names are ignored); the others always run."""
+    drift: bool = True
+    """Also sample the drift step (drift windows, novelty, near-duplicates) while shedding."""
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> SheddingSettings:
+        if self.lag_low > self.lag_high:
+            raise ValueError("shedding.lag_low must not exceed shedding.lag_high")
+        if self.inference_low_s is not None and self.inference_high_s is None:
+            raise ValueError("shedding.inference_low_s needs shedding.inference_high_s")
+        high, low = self.inference_high_s, self.inference_low_s
+        if low is not None and high is not None and low > high:
+            raise ValueError("shedding.inference_low_s must not exceed shedding.inference_high_s")
+        return self
+
+
+class JudgeSettings(_Section):
+    """Optional LLM judge: ragas Faithfulness on flagged or sampled records with context (``hallucination_judge``)."""
+
+    enabled: bool = False
+    """Judge in the agent; needs ``base_url`` and the ``eval`` extra (ragas)."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint, e.g. a local vLLM ``http://vllm:8000/v1``."""
+    model: str = "gpt-4o-mini"
+    """Model name sent to the endpoint."""
+    api_key: SecretStr | None = None
+    """API key for the endpoint (masked in logs)."""
+    on_flagged: bool = True
+    """Judge every record the ``hallucination`` detector flagged (budget permitting)."""
+    sample_rate: float = Field(default=0.01, ge=0, le=1)
+    """Share of the other records with context judged too (chosen by a hash of the id); 0 judges flagged only."""
+    tokens_per_hour: int = Field(default=200_000, ge=0)
+    """Estimated tokens the judge may spend per clock hour; records beyond it are not judged (counted)."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Judge calls in flight at once."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Per-record timeout; a record that times out keeps a NULL judgement."""
 
 
 class CostSettings(_Section):
@@ -266,6 +389,29 @@ class RedactSettings(_Section):
         return self
 
 
+class FeedbackSettings(_Section):
+    """User feedback events (thumbs, reports, ratings) from a second topic, joined to records at query time."""
+
+    enabled: bool = False
+    """Also consume the feedback topic (same consumer group as the records topic)."""
+    topic: str | None = None
+    """Topic of feedback events (schema ``feedback-v1``); default ``<kafka.topic>.feedback``."""
+    dlq_topic: str | None = None
+    """Dead-letter topic for feedback events that fail to decode; default ``<feedback topic>.dlq``."""
+    missed_queue: str = Field(default="missed", pattern=r"^[A-Za-z0-9_.-]*$")
+    """Review queue for records with negative feedback that no detector flagged; empty string disables it."""
+    negative_rating_max: float = Field(default=2.0, ge=1, le=5)
+    """A ``rating`` at or below this counts as negative feedback (like ``thumbs_down`` and ``report``)."""
+
+    def feedback_topic(self, source_topic: str) -> str:
+        """The feedback topic actually used."""
+        return self.topic or f"{source_topic}.feedback"
+
+    def dead_letter_topic(self, source_topic: str) -> str:
+        """The feedback DLQ topic actually used."""
+        return self.dlq_topic or f"{self.feedback_topic(source_topic)}.dlq"
+
+
 class MetricsSettings(_Section):
     """The agent's own HTTP endpoint: Prometheus ``/metrics``, ``/healthz`` and ``/readyz``."""
 
@@ -296,6 +442,18 @@ class AlertSettings(_Section):
     """Oldest unlabeled review item age allowed per queue; older fires the review-backlog alert."""
     cost_budget_usd_per_day: float = Field(default=100.0, gt=0)
     """Daily LLM spend budget (USD) per tenant; the cost dashboard draws it and the burn-rate alert uses it."""
+    repetition_rate_pct: float = Field(default=5.0, gt=0, le=100)
+    """Alert when more than this percentage of a model's responses is flagged repetition or near_duplicate (15 min)."""
+    negative_tone_rate_pct: float = Field(default=10.0, gt=0, le=100)
+    """Alert when more than this percentage of a model's responses is flagged negative ``tone`` (30 min)."""
+    novelty_rate_pct: float = Field(default=5.0, gt=0, le=100)
+    """Alert when more than this percentage of a stream's prompts is ``novel`` over 30 min (expected: about 1%)."""
+    thumbs_down_rate_pct: float = Field(default=20.0, gt=0, le=100)
+    """Alert when more than this percentage of thumbs feedback is thumbs-down over ``feedback_window_minutes``."""
+    feedback_window_minutes: int = Field(default=60, ge=1)
+    """Window of the thumbs-down-rate alert."""
+    feedback_min_events: int = Field(default=20, ge=1)
+    """Thumbs events needed in the window before the thumbs-down-rate alert may fire."""
 
 
 class GrafanaSettings(_Section):
@@ -347,6 +505,8 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = EncoderSettings()
     detectors: DetectorSettings = DetectorSettings()
     drift: DriftSettings = DriftSettings()
+    embeddings: EmbeddingStoreSettings = EmbeddingStoreSettings()
+    eval: EvalSettings = EvalSettings()
     cost: CostSettings = CostSettings()
     log: LogSettings = LogSettings()
     fault: FaultSettings = FaultSettings()
@@ -355,7 +515,10 @@ class Settings(BaseSettings):
     grafana: GrafanaSettings = GrafanaSettings()
     review: ReviewSettings = ReviewSettings()
     redact: RedactSettings = RedactSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
+    shedding: SheddingSettings = SheddingSettings()
+    judge: JudgeSettings = JudgeSettings()
 
     @classmethod
     def settings_customise_sources(

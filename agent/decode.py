@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.types import DecodeFailure, Message, Origin, RawMessage, Sample, Usage
 
@@ -20,8 +20,12 @@ _MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
 _OPTIONAL_STRINGS = ("model", "tenant", "user_id", "route", "trace_id")
 
 
-class _Invalid(Exception):
-    """Internal: a rule was broken; the message is the DLQ reason."""
+class Invalid(Exception):
+    """A rule was broken; the message is the DLQ reason (decoders catch it, it never leaves them)."""
+
+
+_Invalid = Invalid
+_T = TypeVar("_T")
 
 
 def _reject_constant(name: str) -> float:
@@ -30,11 +34,19 @@ def _reject_constant(name: str) -> float:
 
 def decode(message: RawMessage, max_bytes: int = 1_048_576) -> Sample | DecodeFailure:
     """Decode one message value into a v1 record, or say why it is not one."""
+    return decode_with(message, lambda raw: _decode(raw, message.origin, max_bytes))
+
+
+def decode_with(message: RawMessage, parse: Callable[[bytes], _T]) -> _T | DecodeFailure:
+    """``parse(message.value)``, or the :class:`DecodeFailure` saying why it failed: the loop never dies on data.
+
+    ``parse`` raises :class:`Invalid` with the DLQ reason; anything else it raises becomes a failure too.
+    """
     raw = message.value
     try:
         if raw is None:
             raise _Invalid("empty message value (tombstone)")
-        return _decode(raw, message.origin, max_bytes)
+        return parse(raw)
     except _Invalid as exc:
         reason = str(exc)
     except RecursionError:
@@ -51,8 +63,13 @@ def decode(message: RawMessage, max_bytes: int = 1_048_576) -> Sample | DecodeFa
 
 
 def _decode(raw: bytes, origin: Origin, max_bytes: int) -> Sample:
+    return _record(parse_object(raw, max_bytes, "record"), origin)
+
+
+def parse_object(raw: bytes, max_bytes: int, what: str) -> dict[str, Any]:
+    """The message value as a JSON object, or :class:`Invalid` saying why not (``what``: ``record``, ``event``)."""
     if len(raw) > max_bytes:
-        raise _Invalid(f"record is {len(raw)} bytes, over the {max_bytes}-byte limit")
+        raise _Invalid(f"{what} is {len(raw)} bytes, over the {max_bytes}-byte limit")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -62,8 +79,8 @@ def _decode(raw: bytes, origin: Origin, max_bytes: int) -> Sample:
     except json.JSONDecodeError as exc:
         raise _Invalid(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(obj, dict):
-        raise _Invalid(f"record must be a JSON object, got {_kind(obj)}")
-    return _record(obj, origin)
+        raise _Invalid(f"{what} must be a JSON object, got {_kind(obj)}")
+    return obj
 
 
 def _record(obj: Mapping[str, Any], origin: Origin) -> Sample:

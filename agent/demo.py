@@ -13,6 +13,7 @@ from agent import stats
 from agent.app import build_agent
 from agent.broker import Broker
 from agent.config import Settings
+from agent.drift import SIGNAL_FLAGS
 from agent.replay import replay
 from agent.storage.client import mask_dsn
 
@@ -87,6 +88,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     top.add_column("flagged by (score)", no_wrap=True)
     top.add_column("response", overflow="ellipsis", no_wrap=True, max_width=40)
     for r in summary["most_flagged"]:
-        flags = ", ".join(f"{f} {r['scores'].get(f, 0):.2f}" for f in r["flags"])
+        scores = {SIGNAL_FLAGS.get(k, k): v for k, v in r["scores"].items()}  # the novel flag's score is novelty
+        flags = ", ".join(f"{f} {scores.get(f) or 0:.2f}" for f in r["flags"])
         top.add_row(r["id"], flags, r["response"].replace("\n", " "))
     console.print(top)

@@ -1,5 +1,15 @@
 """The drift step: per stream (tenant, model, route), feed embeddings and scores to drift detectors.
 
+The same per-stream state scores two record-level signals that need a stream, not just a record:
+
+* ``novelty`` (flag ``novel``): how far the prompt lies from the stream's prompt reference, the percentile rank
+  of its kNN distance among the reference's held-out distances (:meth:`EmbeddingDrift.novelty`, no extra
+  encoder pass). NULL until the stream's reference is ready (the first ``drift.reference_records`` records, or
+  at once with a pinned ``drift.reference_file``). Flagged at ``drift.novelty_percentile / 100``.
+* ``near_duplicate``: the highest cosine similarity of the response to one of the stream's last
+  ``drift.near_duplicate_window`` responses to a *different* prompt (:class:`NearDuplicates`); flagged at
+  ``drift.near_duplicate_threshold``. NULL for the stream's first record and for short responses.
+
 Closed windows become :class:`DriftRow` values written to ``drift_windows`` by :class:`DriftSink`, flushed with
 the other sinks before offsets commit. Records scored while their stream's last embedding window drifted carry
 the ``drift`` flag. State (references, open windows) lives in this process: a restart starts each stream's
@@ -25,6 +35,7 @@ from agent.sinks.base import BatchingSink, SinkError
 from agent.storage.client import Client
 from agent.types import ScoredSample
 from detectors.drift import DriftResult, EmbeddingDrift, ScoreDrift, WindowSpec
+from detectors.duplicates import NearDuplicates
 from detectors.types import Encoder, TextField, Vectors
 
 log = structlog.get_logger(__name__)
@@ -37,6 +48,17 @@ DRIFT_FLAG = "drift"
 
 RESPONSE_LENGTH = "response_length"
 """Score stream of response lengths in characters."""
+
+NOVELTY = "novelty"
+"""Column of the prompt's novelty against its stream's reference (0..1, higher is farther out)."""
+NOVEL_FLAG = "novel"
+"""Flag of records whose novelty crosses ``drift.novelty_percentile``."""
+NEAR_DUPLICATE = "near_duplicate"
+"""Column and flag: the response nearly repeats a recent response to a different prompt."""
+STREAM_SIGNALS: tuple[str, ...] = (NOVELTY, NEAR_DUPLICATE)
+"""Score columns written by this step rather than by a detector."""
+SIGNAL_FLAGS: dict[str, str] = {NOVELTY: NOVEL_FLAG, NEAR_DUPLICATE: NEAR_DUPLICATE}
+"""Flag set by each stream signal."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +93,15 @@ class _Stream:
             for name in scores
         }
         self.drifted = False
+        self.duplicates = (
+            NearDuplicates(
+                settings.near_duplicate_window,
+                settings.near_duplicate_prompt_similarity,
+                settings.near_duplicate_min_chars,
+            )
+            if settings.near_duplicate
+            else None
+        )
 
 
 class DriftMonitor:
@@ -93,11 +124,17 @@ class DriftMonitor:
         self.pinned = dict(pinned or {})
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
         self.evicted = 0
+        self.signals = stream_signals(settings)
+        """Stream signals this monitor scores (each a ``records`` column)."""
+        self.versions = {
+            NOVELTY: f"knn{settings.k}-rank-p{settings.novelty_percentile:g}",
+            NEAR_DUPLICATE: f"cos-w{settings.near_duplicate_window}-p{settings.near_duplicate_prompt_similarity:g}",
+        }
 
     @property
     def fields(self) -> frozenset[TextField]:
-        """Text fields whose embeddings the scorer must compute for drift."""
-        return frozenset(self.settings.fields)
+        """Text fields whose embeddings the scorer must compute for drift and the stream signals."""
+        return required_fields(self.settings)
 
     def _stream(self, key: StreamKey) -> _Stream:
         stream = self._streams.get(key)
@@ -125,6 +162,7 @@ class DriftMonitor:
             if stream.drifted:
                 for i in idx:
                     out[i] = dataclasses.replace(out[i], flags=(*out[i].flags, DRIFT_FLAG))
+            self._signals(stream, out, idx, embeddings)
             ts = [int(scored[i].sample.ts.timestamp() * 1000) for i in idx]
             for field, detector in stream.embeddings.items():
                 vectors = embeddings.get(field)
@@ -138,6 +176,58 @@ class DriftMonitor:
                 for result in score_detector.update(values, ts):
                     rows.append(DriftRow(f"score:{name}" if name != RESPONSE_LENGTH else name, "score", key, result))
         return out, rows
+
+    def _signals(
+        self, stream: _Stream, out: list[ScoredSample], idx: list[int], embeddings: Mapping[TextField, Vectors]
+    ) -> None:
+        """Score novelty (before the batch joins the window) and near-duplicates of one stream's records."""
+        values: dict[str, list[float | None]] = {}
+        prompts = embeddings.get("prompt")
+        reference = stream.embeddings.get("prompt")
+        if NOVELTY in self.signals and prompts is not None and reference is not None:
+            ranks = reference.novelty(np.asarray(prompts)[idx])
+            values[NOVELTY] = [None] * len(idx) if ranks is None else [float(v) for v in ranks]
+        responses = embeddings.get("response")
+        if stream.duplicates is not None and prompts is not None and responses is not None:
+            chars = [len(out[i].sample.response) for i in idx]
+            values[NEAR_DUPLICATE] = stream.duplicates.update(
+                np.asarray(prompts)[idx], np.asarray(responses)[idx], chars
+            )
+        thresholds = {
+            NOVELTY: self.settings.novelty_percentile / 100,
+            NEAR_DUPLICATE: self.settings.near_duplicate_threshold,
+        }
+        for name in self.signals:
+            column = values.get(name, [None] * len(idx))
+            for i, value in zip(idx, column, strict=True):
+                item = out[i]
+                flags = item.flags
+                if value is not None and value >= thresholds[name]:
+                    flags = (*flags, SIGNAL_FLAGS[name])
+                out[i] = dataclasses.replace(
+                    item,
+                    scores={**item.scores, name: value},
+                    versions={**item.versions, name: self.versions[name]},
+                    flags=flags,
+                )
+
+
+def stream_signals(settings: DriftSettings) -> tuple[str, ...]:
+    """The stream signals (``records`` columns) the drift step scores with these settings."""
+    if not settings.enabled:
+        return ()
+    on = {NOVELTY: settings.novelty and "prompt" in settings.fields, NEAR_DUPLICATE: settings.near_duplicate}
+    return tuple(name for name in STREAM_SIGNALS if on[name])
+
+
+def required_fields(settings: DriftSettings) -> frozenset[TextField]:
+    """Text fields the scorer must embed for the drift step (empty when drift is off)."""
+    if not settings.enabled:
+        return frozenset()
+    fields: set[TextField] = set(settings.fields)
+    if settings.near_duplicate:
+        fields |= {"prompt", "response"}
+    return frozenset(fields)
 
 
 def _signal(item: ScoredSample, name: str) -> float | None:

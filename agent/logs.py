@@ -12,6 +12,11 @@ from agent.config import LogSettings
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    """A print logger on the current ``sys.stderr`` (tests and embedders may swap it after configure)."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(settings: LogSettings) -> None:
     """Route structlog and stdlib logging (kafka-python) to stderr at the configured level."""
     level = _LEVELS[settings.level]
@@ -28,7 +33,7 @@ def configure(settings: LogSettings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,  # sys.stderr as it is at each call, not at configure time
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(

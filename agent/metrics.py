@@ -37,8 +37,25 @@ DETECTOR_INFERENCE = "lookout_detector_inference_seconds"
 """Time of one ``detector.score(batch)`` call, per detector."""
 PII_REDACTED = "lookout_pii_redacted_total"
 """PII spans replaced by the redact step, per type (``email``, ``phone``, ``card``, ``iban``, ``ip``, ``secret``...)."""
+FEEDBACK_EVENTS = "lookout_feedback_events_total"
+"""Feedback events consumed, per ``kind`` and ``outcome`` (``stored``, or ``dead_lettered`` with kind ``invalid``)."""
+FEEDBACK_MISSED = "lookout_feedback_missed_total"
+"""Records enqueued in the missed review queue (negative feedback, no detector flag)."""
+SHEDDING = "lookout_shedding"
+"""1 while load shedding samples the expensive signals (lag or scoring time over its threshold), else 0."""
+RECORDS_SHED = "lookout_records_shed_total"
+"""Records whose expensive signal was skipped by load shedding, per ``signal`` (detector name or ``drift``)."""
+ENCODER_CACHE = "lookout_encoder_cache_total"
+"""Texts looked up in the cross-batch embedding cache, per ``result`` (``hit``, ``miss``)."""
 READY = "lookout_ready"
 """1 while ``/readyz`` answers ready, else 0."""
+STORAGE_UP = "lookout_storage_up"
+"""1 while the latest ClickHouse write or probe succeeded, 0 while writes fail (the agent holds its partitions
+paused, commits nothing and retries with capped backoff)."""
+JUDGE_RECORDS = "lookout_judge_records_total"
+"""Records sent to the LLM judge, per ``outcome`` (``judged``, ``failed``, ``over_budget``)."""
+JUDGE_SECONDS = "lookout_judge_seconds"
+"""Time the LLM judge took per batch."""
 PROCESS_START = "process_start_time_seconds"
 """prometheus-client's process collector; a change means the agent restarted."""
 
@@ -59,7 +76,15 @@ detector_inference = Histogram(
     DETECTOR_INFERENCE, "Seconds of one detector.score call.", ["detector"], buckets=_LATENCY_BUCKETS
 )
 pii_redacted = Counter(PII_REDACTED, "PII spans redacted.", ["type"])
+feedback_events = Counter(FEEDBACK_EVENTS, "Feedback events consumed.", ["kind", "outcome"])
+feedback_missed = Counter(FEEDBACK_MISSED, "Records enqueued in the missed review queue.")
+shedding = Gauge(SHEDDING, "1 while load shedding is on.")
+records_shed = Counter(RECORDS_SHED, "Records whose expensive signal was shed.", ["signal"])
+encoder_cache = Counter(ENCODER_CACHE, "Embedding cache lookups.", ["result"])
 ready = Gauge(READY, "1 while the agent is ready.")
+storage_up = Gauge(STORAGE_UP, "1 while ClickHouse writes succeed, 0 while they fail.")
+judge_records = Counter(JUDGE_RECORDS, "Records sent to the LLM judge.", ["outcome"])
+judge_seconds = Histogram(JUDGE_SECONDS, "LLM judge time per batch.", buckets=_LATENCY_BUCKETS)
 
 
 @contextmanager
@@ -99,11 +124,13 @@ class Health:
         """The latest write or probe reached storage."""
         with self._lock:
             self.storage_error = None
+        storage_up.set(1)
 
     def storage_failed(self, reason: str) -> None:
         """The latest write or probe failed."""
         with self._lock:
             self.storage_error = reason
+        storage_up.set(0)
 
     def readiness(self) -> tuple[bool, list[str]]:
         """(ready, reasons it is not)."""

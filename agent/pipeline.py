@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from agent import metrics
 from agent.config import Settings
 from agent.cost import PriceTable
 from agent.types import Sample, ScoredSample
 from detectors import registry
-from detectors.encoder import SentenceTransformerEncoder, build_batch
-from detectors.types import Detector, Encoder, TextField, Vectors, is_flagged
+from detectors.encoder import CachingEncoder, SentenceTransformerEncoder, build_batch
+from detectors.types import Batch, Detector, Encoder, TextField, Vectors, is_flagged
+
+if TYPE_CHECKING:
+    from agent.shedding import ShedPlan
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -42,6 +46,7 @@ class Scorer:
             raise ValueError(f"thresholds given for detectors that are not enabled: {sorted(unknown)}")
         self.prices = prices if prices is not None else PriceTable({})
         self._fields: frozenset[TextField] = frozenset(extra_fields).union(*(d.needs for d in detectors))
+        self._cache_seen = (0, 0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scorer:
@@ -55,10 +60,17 @@ class Scorer:
             device=enc.device,
         )
         detectors = registry.build(det.enabled, options)
-        encoder = SentenceTransformerEncoder(enc.model_path, enc.device, enc.batch_size, enc.max_seq_length)
-        drift_fields = frozenset(settings.drift.fields) if settings.drift.enabled else frozenset()
+        encoder: Encoder = SentenceTransformerEncoder(
+            enc.model_path, enc.device, enc.batch_size, enc.max_seq_length, enc.precision, enc.threads
+        )
+        if enc.cache_size > 0:
+            encoder = CachingEncoder(encoder, enc.cache_size)
+        from agent.drift import required_fields  # the drift step's texts (prompt/response for its signals)
+
+        drift_fields = required_fields(settings.drift)
         prices = PriceTable.load(settings.cost.price_table)
-        return cls(detectors, encoder, settings.detectors.thresholds, prices, extra_fields=drift_fields)
+        stored = frozenset(settings.embeddings.fields) if settings.embeddings.store else frozenset()
+        return cls(detectors, encoder, settings.detectors.thresholds, prices, extra_fields=drift_fields | stored)
 
     def warm_up(self) -> None:
         """Load every model now (so the first batch is not slow and load errors surface at start)."""
@@ -69,18 +81,27 @@ class Scorer:
         """Score, flag and price every sample, in order."""
         return self.score_batch(samples)[0]
 
-    def score_batch(self, samples: Sequence[Sample]) -> tuple[list[ScoredSample], Mapping[TextField, Vectors]]:
-        """:meth:`score`, plus the batch's embeddings of each text field (for the drift step)."""
+    def score_batch(
+        self, samples: Sequence[Sample], plan: ShedPlan | None = None
+    ) -> tuple[list[ScoredSample], Mapping[TextField, Vectors]]:
+        """:meth:`score`, plus the batch's embeddings of each text field (for the drift step).
+
+        With a shedding ``plan``, its detectors score only the kept records (the others get None and
+        ``shed_weight`` 0; kept ones get ``plan.weight``).
+        """
         if not samples:
             return [], {}
         batch = build_batch(samples, self.encoder, self._fields)
+        kept = plan.kept() if plan is not None else []
         columns = {}
         for detector in self.detectors:
+            shed = plan is not None and detector.name in plan.detectors
             with metrics.timed(metrics.detector_inference, detector=detector.name):
-                scores = detector.score(batch)
-            if len(scores) != len(samples):
-                raise RuntimeError(f"detector {detector.name} returned {len(scores)} scores for {len(samples)}")
-            columns[detector.name] = [s.value for s in scores]
+                values = self._shed_scores(detector, batch, kept) if shed else [s.value for s in detector.score(batch)]
+            if len(values) != len(samples):
+                raise RuntimeError(f"detector {detector.name} returned {len(values)} scores for {len(samples)}")
+            columns[detector.name] = values
+        self._count_cache()
         versions = {d.name: d.version for d in self.detectors}
         out = []
         for i, sample in enumerate(samples):
@@ -93,9 +114,35 @@ class Scorer:
                     versions=versions,
                     flags=flags,
                     cost_usd=self.prices.cost(sample.model, sample.usage),
+                    shed_weight=1.0 if plan is None else plan.weight_of(i),
                 )
             )
         return out, batch.vectors
+
+    @staticmethod
+    def _shed_scores(detector: Detector, batch: Batch, kept: Sequence[int]) -> list[float | None]:
+        """Scores of the kept records only; None for the records shedding skipped."""
+        values: list[float | None] = [None] * len(batch)
+        if not kept:
+            return values
+        scores = detector.score(batch.subset(kept))
+        if len(scores) != len(kept):
+            raise RuntimeError(f"detector {detector.name} returned {len(scores)} scores for {len(kept)}")
+        for i, score in zip(kept, scores, strict=True):
+            values[i] = score.value
+        return values
+
+    def _count_cache(self) -> None:
+        """Report the embedding cache's hits and misses since the last batch."""
+        enc = self.encoder
+        if not isinstance(enc, CachingEncoder):
+            return
+        hits, misses = enc.hits - self._cache_seen[0], enc.misses - self._cache_seen[1]
+        self._cache_seen = (enc.hits, enc.misses)
+        if hits:
+            metrics.encoder_cache.labels(result="hit").inc(hits)
+        if misses:
+            metrics.encoder_cache.labels(result="miss").inc(misses)
 
     def is_unpriced(self, sample: Sample) -> bool:
         """True when the sample reports usage but its model has no price (the unknown-model counter)."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import structlog
 
 from agent import metrics
@@ -28,6 +29,10 @@ from detectors.types import TextField, Vectors
 
 if TYPE_CHECKING:
     from agent.drift import DriftStep
+    from agent.feedback.step import FeedbackStep
+    from agent.judge import JudgeStep
+    from agent.shedding import Shedder, ShedPlan
+    from agent.sinks.embeddings import EmbeddingSink
 
 _T = TypeVar("_T")
 log = structlog.get_logger(__name__)
@@ -59,7 +64,13 @@ class Agent:
         health: Readiness state for ``/readyz`` (storage reachability is set here).
         storage_probe: Called while idle, every ``STORAGE_PROBE_S``; raises if storage is unreachable.
         drift: The drift step (per-stream monitor and its sink), if drift is enabled.
+        embedding_sink: Stores each batch's embeddings (``record_embeddings``) with the records, if enabled.
         redactor: The redact step (PII → placeholders before scoring and before any sink), if enabled.
+        shedder: Load shedding: under lag or slow scoring, expensive detectors and drift see a sample only.
+        feedback: The feedback step: messages of its topic are feedback events, not records (if enabled).
+        judge: The LLM judge step (ragas Faithfulness on flagged or sampled records), if enabled.
+        sleep: How to wait between write retries; the Kafka source's ``hold`` pauses its partitions and keeps
+            polling, so a long storage outage does not cost the group membership.
     """
 
     def __init__(
@@ -80,7 +91,11 @@ class Agent:
         health: Health | None = None,
         storage_probe: Callable[[], None] | None = None,
         drift: DriftStep | None = None,
+        embedding_sink: EmbeddingSink | None = None,
+        feedback: FeedbackStep | None = None,
         redactor: Redactor | None = None,
+        shedder: Shedder | None = None,
+        judge: JudgeStep | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source = source
@@ -98,7 +113,11 @@ class Agent:
         self.health = health
         self.storage_probe = storage_probe
         self.drift = drift
+        self.embedding_sink = embedding_sink
+        self.feedback = feedback
         self.redactor = redactor
+        self.shedder = shedder
+        self.judge = judge
         self.counters = RunCounters()
         self._sleep = sleep
         self._probed_at = time.monotonic()
@@ -146,7 +165,9 @@ class Agent:
 
     def _sinks(self) -> list[BatchingSink[Any]]:
         drift = [self.drift.sink] if self.drift is not None else []
-        return [*self.dead_letter_sinks, self.record_sink, *self.route_sinks, *drift]
+        embeddings = [self.embedding_sink] if self.embedding_sink is not None else []
+        feedback = self.feedback.sinks() if self.feedback is not None else []  # after records: it looks them up
+        return [*self.dead_letter_sinks, self.record_sink, *self.route_sinks, *feedback, *drift, *embeddings]
 
     def _probe_storage(self) -> None:
         """While idle, check storage now and then so ``/readyz`` notices an outage without traffic."""
@@ -175,21 +196,29 @@ class Agent:
         started = time.perf_counter()
         samples: list[Sample] = []
         failures: list[DecodeFailure] = []
-        for message in messages:
+        records, feedback_failures = self.feedback.take(messages) if self.feedback is not None else (messages, [])
+        for message in records:
             result = decode(message, self.max_record_bytes)
             if isinstance(result, Sample):
                 samples.append(result)
             else:
                 failures.append(result)
         samples = self._redact(samples)
-        scored, scoring_failures, vectors = self._score(samples, {m.origin: m for m in messages})
+        plan = self.shedder.plan([s.id for s in samples]) if self.shedder is not None and samples else None
+        scored, scoring_failures, vectors = self._score(samples, {m.origin: m for m in messages}, plan)
         failures.extend(scoring_failures)
+        if self.embedding_sink is not None:  # before drift: it reads the batch's vectors, in scored order
+            self.embedding_sink.add_batch(scored, vectors)
         if self.drift is not None:
-            scored, windows = self.drift.monitor.observe(scored, vectors)
+            scored, windows = self._observe_drift(self.drift, scored, vectors, plan)
             self.drift.sink.extend(windows)
+        if self.judge is not None:  # after drift and the detectors: it reads their flags
+            scored = self.judge.apply(scored)
         self.record_sink.extend(scored)
         for route_sink in self.route_sinks:
             route_sink.extend(scored)
+        if self.feedback is not None:
+            self.feedback.sink.extend(scored)
         failures = self._redact_failures(failures)
         for sink in self.dead_letter_sinks:
             sink.extend(failures)
@@ -199,7 +228,7 @@ class Agent:
             log.warning("fault injection: killing the agent after write, before commit")
             os.kill(os.getpid(), signal.SIGKILL)
         self._commit(messages)
-        self._count(messages, scored, failures)
+        self._count(messages, scored, [*failures, *feedback_failures])
         metrics.batch_duration.labels(topic=messages[0].origin.topic).observe(time.perf_counter() - started)
 
     def _redact(self, samples: list[Sample]) -> list[Sample]:
@@ -214,15 +243,33 @@ class Agent:
             return failures
         return _redacted(failures, self.redactor.redact_failure)
 
+    @staticmethod
+    def _observe_drift(
+        drift: DriftStep, scored: list[ScoredSample], vectors: Mapping[TextField, Vectors], plan: ShedPlan | None
+    ) -> tuple[list[ScoredSample], list[Any]]:
+        """The drift step over the batch, or, while shedding, over the records the plan keeps only."""
+        if plan is None or not plan.drift:
+            return drift.monitor.observe(scored, vectors)
+        kept = [i for i, item in enumerate(scored) if item.shed_weight > 0]
+        rows = np.asarray(kept, dtype=np.intp)
+        observed, windows = drift.monitor.observe([scored[i] for i in kept], {f: v[rows] for f, v in vectors.items()})
+        out = list(scored)
+        for i, item in zip(kept, observed, strict=True):
+            out[i] = item
+        return out, list(windows)
+
     def _score(
-        self, samples: list[Sample], raw: Mapping[Origin | None, RawMessage]
+        self, samples: list[Sample], raw: Mapping[Origin | None, RawMessage], plan: ShedPlan | None = None
     ) -> tuple[list[ScoredSample], list[DecodeFailure], Mapping[TextField, Vectors]]:
         """Score the batch; if that raises, score one by one and dead-letter the records that fail.
 
         The embeddings of the batch come back for the drift step; a batch scored one by one has none.
         """
         try:
-            scored_batch, vectors = self.scorer.score_batch(samples)
+            started = time.perf_counter()
+            scored_batch, vectors = self.scorer.score_batch(samples, plan)
+            if self.shedder is not None:
+                self.shedder.observe_inference(time.perf_counter() - started)
             return scored_batch, [], vectors
         except Exception:
             log.exception("batch scoring failed; scoring records one by one")
@@ -261,7 +308,11 @@ class Agent:
                     ) from None
                 delay = min(self.retry_backoff_max_s, 0.5 * 2 ** (attempt - 1))
                 log.warning("write failed, retrying", attempt=attempt, delay_s=delay, error=str(exc)[:300])
-                self._sleep(delay)
+                waited = 0.0
+                while waited < delay and not self._stop:  # in steps, so SIGTERM is answered within a second
+                    step = min(1.0, delay - waited)
+                    self._sleep(step)
+                    waited += step
 
     def _commit(self, messages: Sequence[RawMessage]) -> None:
         offsets: dict[TopicPartitionKey, int] = {}

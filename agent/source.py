@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -65,6 +65,12 @@ def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
         config["sasl_plain_username"] = settings.sasl_username
         if settings.sasl_password is not None:
             config["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, key)
+        if path is not None:
+            config[key] = str(path)
+    if settings.ssl_password is not None:
+        config["ssl_password"] = settings.ssl_password.get_secret_value()
     return config
 
 
@@ -77,14 +83,15 @@ def unreachable(settings: KafkaSettings, exc: BaseException) -> BrokerError:
 
 
 class KafkaSource:
-    """Group consumer on one topic. Constructor parameters are public; consumer state is private."""
+    """Group consumer on the records topic (and ``extra_topics``, e.g. feedback). Parameters public, state private."""
 
-    def __init__(self, settings: KafkaSettings, max_records: int = 500) -> None:
+    def __init__(self, settings: KafkaSettings, max_records: int = 500, extra_topics: Sequence[str] = ()) -> None:
         from kafka import ConsumerRebalanceListener, KafkaConsumer
         from kafka.errors import KafkaError
 
         self.settings = settings
         self.max_records = max_records
+        self.extra_topics = tuple(extra_topics)
         self._assigned_at: float | None = None
         self._lag_updated = 0.0
         self._lock = threading.Lock()
@@ -114,7 +121,7 @@ class KafkaSource:
             )
         except KafkaError as exc:
             raise unreachable(settings, exc) from None
-        self._consumer.subscribe([settings.topic], listener=_Listener())
+        self._consumer.subscribe([settings.topic, *extra_topics], listener=_Listener())
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawMessage]:
         """Messages from all assigned partitions, in offset order within each partition."""
@@ -146,6 +153,26 @@ class KafkaSource:
             self._consumer.commit(payload)
         except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
             raise CommitFailed(str(exc)) from exc
+
+    def hold(self, seconds: float) -> None:
+        """Wait ``seconds`` without taking records, staying in the group (the agent's backoff while storage is down).
+
+        Sleeping instead would let ``max_poll_interval_ms`` run out during a long outage and cost the partitions:
+        here the assigned partitions are paused and ``poll()`` keeps the membership alive. Records it hands out
+        anyway (a partition assigned by a rebalance during the wait is not paused) are rewound, so none is skipped.
+        """
+        from kafka import TopicPartition
+
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self._consumer.pause(*self._consumer.assignment())
+                polled = self._consumer.poll(timeout_ms=max(1, int(min(left, 1.0) * 1000)))
+                for tp, records in polled.items():
+                    if records:
+                        self._consumer.seek(TopicPartition(tp.topic, tp.partition), min(r.offset for r in records))
+        finally:
+            self._consumer.resume(*self._consumer.paused())
 
     def last_assigned_at(self) -> float | None:
         """Monotonic time of the latest assignment callback."""

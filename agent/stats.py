@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.drift import SIGNAL_FLAGS, STREAM_SIGNALS
 from agent.storage import migrations
 from agent.storage.client import Client
 from detectors.registry import NAMES
 
 
 def score_columns(client: Client, db: str) -> list[str]:
-    """Detector columns present in ``records``, in registry order."""
+    """Score columns present in ``records``: detectors in registry order, then the drift step's signals."""
     present = migrations.record_columns(client, db)
-    return [n for n in NAMES if n in present]
+    return [n for n in (*NAMES, *STREAM_SIGNALS) if n in present]
 
 
 def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
     """Samples, DLQ, per-detector mean and flagged count, cost, and the most flagged records."""
     detectors = score_columns(client, db)
-    per_detector = ", ".join(f"avg({d}), countIf(has(flags, '{d}')), count({d})" for d in detectors)
+    per_detector = ", ".join(
+        f"avg({d}), countIf(has(flags, '{SIGNAL_FLAGS.get(d, d)}')), count({d})" for d in detectors
+    )
     row = client.query(
         f"SELECT count(), sum(cost_usd), countIf(cost_usd IS NULL), min(ts), max(ts)"
         f"{', ' + per_detector if per_detector else ''} FROM {db}.v_records"
@@ -84,4 +87,4 @@ def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
 
 def _badness(detector: str) -> str:
     """SQL for how bad a score is, higher worse, whatever the detector's direction."""
-    return f"1 - {detector}" if detector == "relevance" else detector
+    return f"1 - {detector}" if detector in ("relevance", "formality") else detector

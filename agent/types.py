@@ -123,3 +123,9 @@ class ScoredSample:
     """Names of the detectors whose threshold the record crossed."""
     cost_usd: float | None
     """Cost of the call; None when the model has no price or usage is missing."""
+    shed_weight: float = 1.0
+    """Weight of the record's expensive signals under load shedding: 1 (none shed), ``1/rate`` (kept while
+    shedding) or 0 (skipped); sum it instead of counting rows for unbiased rates of shed signals."""
+    judge_weight: float | None = None
+    """Weight of the LLM judge's verdict (``agent/judge.py``): 1 judged because flagged, ``1/sample_rate`` judged as
+    a sample, None not judged."""

@@ -91,8 +91,11 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             title="Hallucination rate spike",
             source="clickhouse",
             query=(
-                "SELECT model, round(avgIf(has(flags, 'hallucination'), ts > $__toTime - INTERVAL 1 HOUR) / "
-                "greatest(avgIf(has(flags, 'hallucination'), ts <= $__fromTime + INTERVAL 1 HOUR), 0.01), 2) "
+                # rates weighted by shed_weight: load shedding samples hallucination (see agent/shedding.py)
+                "SELECT model, round(sumIf(shed_weight * has(flags, 'hallucination'), "
+                "ts > $__toTime - INTERVAL 1 HOUR) / greatest(sumIf(shed_weight, ts > $__toTime - INTERVAL 1 HOUR), 1) "
+                "/ greatest(sumIf(shed_weight * has(flags, 'hallucination'), ts <= $__fromTime + INTERVAL 1 HOUR) "
+                "/ greatest(sumIf(shed_weight, ts <= $__fromTime + INTERVAL 1 HOUR), 1), 0.01), 2) "
                 f"AS spike_ratio FROM {db}.v_records WHERE $__timeFilter(ts) AND hallucination IS NOT NULL "
                 f"GROUP BY model HAVING countIf(ts > $__toTime - INTERVAL 1 HOUR) >= {alerts.hallucination_min_records}"
             ),
@@ -133,6 +136,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
                 "reference window. Otherwise look for an upstream change (prompt template, model version, retriever)."
             ),
         ),
+        *_signal_rules(alerts, db),
         AlertRule(
             uid="lookout-consumer-lag",
             title="Consumer lag high",
@@ -197,6 +201,32 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             ),
         ),
         AlertRule(
+            uid="lookout-thumbs-down-rate",
+            title="Thumbs-down rate high",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(countIf(kind = 'thumbs_down') * 100 / count(), 2) AS thumbs_down_pct "
+                f"FROM {db}.v_record_feedback WHERE $__timeFilter(ts) AND kind IN ('thumbs_up', 'thumbs_down') "
+                f"GROUP BY model HAVING count() >= {alerts.feedback_min_events}"
+            ),
+            value="thumbs_down_pct",
+            labels=("model",),
+            threshold=alerts.thumbs_down_rate_pct,
+            range_s=alerts.feedback_window_minutes * 60,
+            pending="5m",
+            severity="warning",
+            summary=(
+                "{{ $labels.model }}: {{ $values.A }}% of thumbs feedback is thumbs-down, above "
+                f"{alerts.thumbs_down_rate_pct}% over {alerts.feedback_window_minutes} min"
+            ),
+            runbook=(
+                "Open the Quality overview dashboard's 'User feedback' row filtered to the model: find the route "
+                "and tenant with the most thumbs-down, then label the 'missed' review queue (negative feedback no "
+                "detector flagged) to see what users dislike. Roll back a recent prompt/model change if it lines up; "
+                "raise alerts.thumbs_down_rate_pct if this level is normal for the product."
+            ),
+        ),
+        AlertRule(
             uid="lookout-cost-burn",
             title="Cost burn rate over budget",
             source="clickhouse",
@@ -218,6 +248,90 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
                 "Open the Cost dashboard filtered to the tenant and read 'Spend per tenant, user and model': a single "
                 "user or a model switch usually explains it. Rate-limit the user or move the route to a cheaper "
                 "model; raise alerts.cost_budget_usd_per_day if the spend is intended."
+            ),
+        ),
+    ]
+
+
+def _signal_rules(alerts: AlertSettings, db: str) -> list[AlertRule]:
+    """Repetition, negative tone and novel prompts: flag rates above ``alerts.*`` thresholds."""
+    return [
+        AlertRule(
+            uid="lookout-repetition-rate",
+            title="Repetitive responses",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(avg(has(flags, 'repetition') OR has(flags, 'near_duplicate')) * 100, 2) "
+                f"AS repetitive_pct FROM {db}.v_records WHERE $__timeFilter(ts) GROUP BY model "
+                f"HAVING count() >= {MIN_RECORDS}"
+            ),
+            value="repetitive_pct",
+            labels=("model",),
+            threshold=alerts.repetition_rate_pct,
+            range_s=900,
+            pending="5m",
+            severity="warning",
+            summary=(
+                "{{ $labels.model }}: {{ $values.A }}% of responses loop or repeat an answer given to other prompts "
+                f"(above {alerts.repetition_rate_pct}%)"
+            ),
+            runbook=(
+                "Open the Quality overview dashboard's 'Repetition and near-duplicates by model' panel and the "
+                "'degenerate' review queue. Loops point at decoding settings (temperature, repetition penalty, max "
+                "tokens) or a broken model build; one answer to many prompts points at a cache keyed too coarsely or a "
+                "stuck template. Roll back the last change to the model or its serving config."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-negative-tone",
+            title="Negative tone rate high",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(avgIf(has(flags, 'tone'), tone IS NOT NULL) * 100, 2) AS negative_tone_pct "
+                f"FROM {db}.v_records WHERE $__timeFilter(ts) GROUP BY model "
+                f"HAVING countIf(tone IS NOT NULL) >= {MIN_RECORDS}"
+            ),
+            value="negative_tone_pct",
+            labels=("model",),
+            threshold=alerts.negative_tone_rate_pct,
+            range_s=1800,
+            pending="10m",
+            severity="warning",
+            summary=(
+                "{{ $labels.model }}: {{ $values.A }}% of responses read negative in tone "
+                f"(above {alerts.negative_tone_rate_pct}%)"
+            ),
+            runbook=(
+                "Compare 'Tone and formality by model' on the Quality overview dashboard with the score:tone drift "
+                "windows on the Drift dashboard: a step that lines up with a deploy is a prompt or model change; "
+                "traffic about bad news (outages, complaints) raises negative tone legitimately. Read a few flagged "
+                "responses before acting; raise alerts.negative_tone_rate_pct if this level is normal."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-novelty-rate",
+            title="Novel prompt rate high",
+            source="clickhouse",
+            query=(
+                "SELECT tenant, model, route, round(avg(has(flags, 'novel')) * 100, 2) AS novel_pct "
+                f"FROM {db}.v_records WHERE $__timeFilter(ts) AND novelty IS NOT NULL GROUP BY tenant, model, route "
+                f"HAVING count() >= {MIN_RECORDS}"
+            ),
+            value="novel_pct",
+            labels=("tenant", "model", "route"),
+            threshold=alerts.novelty_rate_pct,
+            range_s=1800,
+            pending="10m",
+            severity="warning",
+            summary=(
+                "stream {{ $labels.tenant }}/{{ $labels.model }}/{{ $labels.route }}: {{ $values.A }}% of prompts "
+                f"are novel (above {alerts.novelty_rate_pct}%; about 1% is expected)"
+            ),
+            runbook=(
+                "Read 'Most novel prompts' on the Drift dashboard: a new use case, language or tenant is expected "
+                "novelty (refresh the stream's reference: restart the agent or pin drift.reference_file), abuse or "
+                "a broken client sending garbage is not. Label the novel records a detector also flagged first: the "
+                "detectors are least tested on new traffic."
             ),
         ),
     ]

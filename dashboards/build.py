@@ -20,7 +20,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from agent.config import Settings
-from dashboards import alerts, cost, drift, health, quality, review
+from dashboards import alerts, cost, drift, feedback, health, quality, review
 from dashboards.common import CLICKHOUSE, CLICKHOUSE_PLUGIN, PROMETHEUS, Board
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards/lookout"
@@ -54,7 +54,7 @@ def boards(settings: Settings) -> list[Board]:
     """All dashboards, built with the settings' database and thresholds."""
     db, a = settings.clickhouse.database, settings.alerts
     return [
-        quality.build(db),
+        feedback.add_panels(quality.build(db), a.thumbs_down_rate_pct),
         drift.build(db),
         cost.build(db, a.cost_budget_usd_per_day),
         review.build(db, a.review_sla_minutes),

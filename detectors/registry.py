@@ -10,10 +10,14 @@ from typing import Literal, get_args
 from detectors.hallucination import HeadHallucination
 from detectors.refusal import RefusalDetector
 from detectors.relevance import EmbeddingRelevance
+from detectors.repetition import RepetitionDetector
+from detectors.tone import FormalityDetector, ToneDetector
 from detectors.toxicity import HeadToxicity, LexicalToxicity, ProfanityCheckModel, Target
 from detectors.types import Detector
 
-DetectorName = Literal["toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"]
+DetectorName = Literal[
+    "toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal", "repetition", "tone", "formality"
+]
 """Every registered detector name; each is also a ClickHouse column."""
 
 ToxicityBackend = Literal["head", "lexical", "detoxify"]
@@ -75,6 +79,9 @@ REGISTRY: dict[str, Factory] = {
     "relevance": lambda b: EmbeddingRelevance(),
     "hallucination": lambda b: HeadHallucination(),
     "refusal": lambda b: RefusalDetector(),
+    "repetition": lambda b: RepetitionDetector(),
+    "tone": lambda b: ToneDetector(),
+    "formality": lambda b: FormalityDetector(),
 }
 
 NAMES: tuple[str, ...] = get_args(DetectorName)

@@ -83,6 +83,15 @@ class Batch:
     def __len__(self) -> int:
         return len(self.items)
 
+    def subset(self, indices: Sequence[int]) -> Batch:
+        """The items at ``indices`` with their embeddings, sharing this batch's encoder and text cache."""
+        return Batch(
+            items=[self.items[i] for i in indices],
+            vectors={field: rows[np.asarray(indices, dtype=np.intp)] for field, rows in self.vectors.items()},
+            encoder=self.encoder,
+            cache=self._cache,
+        )
+
     def embeddings(self, field: TextField) -> Vectors:
         """The embeddings of ``field`` for every item; raises if no detector declared the field."""
         try:

@@ -6,9 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,42 @@ def broker() -> Iterator[Broker]:
     """One real tansu broker (memory engine) for the session; tests use their own topics and groups."""
     with Broker() as b:
         yield b
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Any]:
+    """A migrated chDB database (``lookout``) in the test's temp dir, closed after the test.
+
+    One client per process may hold a chDB directory, so closing lets the next test open another.
+    """
+    with open_chdb(tmp_path / "data", migrate=True) as c:
+        yield c
+
+
+@contextmanager
+def open_chdb(path: Path, migrate: bool = False) -> Iterator[Any]:
+    """A clickhouse-connect client on the chDB directory ``path`` (migrated first if asked), closed afterwards."""
+    from agent.config import ClickHouseSettings
+    from agent.storage import migrations
+    from agent.storage.client import connect
+
+    c = connect(ClickHouseSettings(dsn=f"chdb://{path}"))
+    try:
+        if migrate:
+            migrations.migrate(c, "lookout")
+        yield c
+    finally:
+        c.close()
+
+
+def seeded_data_dir(path: Path, seed: Callable[[Any], None]) -> Path:
+    """``path`` as a migrated chDB directory holding what ``seed`` wrote, closed again.
+
+    Tests reopen it with :func:`open_chdb`, or run ``lookout`` on it.
+    """
+    with open_chdb(path, migrate=True) as c:
+        seed(c)
+    return path
 
 
 def record(i: int, **fields: Any) -> dict[str, Any]:
@@ -201,3 +240,61 @@ class AgentEnv:
 def agent_env(topic: Topic, tmp_path: Path) -> AgentEnv:
     """A topic, an empty chDB directory and a fresh consumer group."""
     return AgentEnv(topic=topic, data_dir=tmp_path / "lookout-data", group=f"g-{uuid.uuid4().hex[:8]}")
+
+
+class StubOpenAI:
+    """Local OpenAI-compatible chat server (the mock for the LLM): fixed JSON per ragas output schema.
+
+    Statements: always two; NLI verdicts 1 then 0 (faithfulness 0.5); generated question: ``question``;
+    context precision verdict 1 unless the context under evaluation contains ``irrelevant``.
+    """
+
+    def __init__(self, question: str = "", irrelevant: str = "") -> None:
+        self.question = question
+        self.irrelevant = irrelevant
+        self.requests: list[dict[str, Any]] = []
+        self.auth: list[str] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append(body)
+                stub.auth.append(self.headers.get("Authorization", ""))
+                content = json.dumps(stub.answer(body["messages"]))
+                data = json.dumps({
+                    "id": "stub", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        text = "\n".join(str(m["content"]) for m in messages)
+        task = text.rsplit("Now perform the same with the following input", 1)[-1]
+        if '"StatementGeneratorOutput"' in text:
+            return {"statements": ["Paris is a city.", "Paris is in Germany."]}
+        if '"NLIStatementOutput"' in text:
+            verdicts = [("Paris is a city.", 1), ("Paris is in Germany.", 0)]
+            return {"statements": [{"statement": st, "reason": "-", "verdict": v} for st, v in verdicts]}
+        if '"AnswerRelevanceOutput"' in text:
+            return {"question": self.question, "noncommittal": 0}
+        if '"ContextPrecisionOutput"' in text:
+            return {"reason": "checked", "verdict": 0 if self.irrelevant and self.irrelevant in task else 1}
+        return {}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -40,6 +40,7 @@ def _filter(args: argparse.Namespace, label_state: LabelState) -> ExportFilter:
         detectors=tuple(args.detector or ()),
         queues=tuple(args.queue or ()),
         label_state=label_state,
+        feedback_kinds=tuple(getattr(args, "feedback", None) or ()),
     )
 
 
@@ -144,6 +145,12 @@ def _filters(p: argparse.ArgumentParser, queue_help: str) -> None:
         help="only records flagged by, queued for or labeled on this detector (repeatable)",
     )
     p.add_argument("--queue", action="append", metavar="NAME", help=queue_help)
+    p.add_argument(
+        "--feedback",
+        action="append",
+        metavar="KIND",
+        help="only records with user feedback of this kind: thumbs_up, thumbs_down, report, rating (repeatable)",
+    )
 
 
 def _connection(p: argparse.ArgumentParser) -> None:

@@ -75,7 +75,7 @@ def _text_gone(row: Row) -> bool:
 
 
 class SftWriter(Writer):
-    """``sft.jsonl``: ``{"id", "messages"}`` chat transcripts ending in the annotator's corrected response."""
+    """``sft.jsonl``: ``{"id", "messages", "feedback"}`` chat transcripts ending in the corrected response."""
 
     def __init__(self, directory: Path, scores: Sequence[str]) -> None:
         super().__init__(directory, scores)
@@ -96,12 +96,12 @@ class SftWriter(Writer):
         if _text_gone(row):
             return "text_expired"
         messages = [*chat(row.record), {"role": "assistant", "content": row.label.corrected_response}]
-        self.out.add({"id": row.record_id, "messages": messages})
+        self.out.add({"id": row.record_id, "messages": messages, "feedback": [f.to_json() for f in row.feedback]})
         return None
 
 
 class DpoWriter(Writer):
-    """``dpo.jsonl``: ``{"id", "prompt", "chosen", "rejected"}`` in the conversational preference format.
+    """``dpo.jsonl``: ``{"id", "prompt", "chosen", "rejected", "feedback"}``, conversational preference format.
 
     ``chosen`` is the corrected response when the label prefers it (``corrected``) and the original when it
     prefers the original (``original``); ``rejected`` is the other one.
@@ -135,13 +135,14 @@ class DpoWriter(Writer):
                 "prompt": chat(row.record),
                 "chosen": [{"role": "assistant", "content": chosen}],
                 "rejected": [{"role": "assistant", "content": rejected}],
+                "feedback": [f.to_json() for f in row.feedback],
             }
         )
         return None
 
 
 class JsonlWriter(Writer):
-    """``records.jsonl``: every record field, ``scores``, ``review`` (queues) and the latest ``label``."""
+    """``records.jsonl``: every record field, ``scores``, ``review`` (queues), the latest ``label``, ``feedback``."""
 
     def __init__(self, directory: Path, scores: Sequence[str]) -> None:
         super().__init__(directory, scores)

@@ -18,10 +18,14 @@ ROW_GROUP = 10_000
 _TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
 _MAP = pa.map_(pa.string(), pa.string())
 _TS = pa.timestamp("us", tz="UTC")
+_FEEDBACK = pa.struct(
+    [("event_id", pa.string()), ("ts", _TS), ("kind", pa.string()), ("value", pa.float64()), ("user_id", pa.string()),
+     ("comment", pa.string()), ("via_trace", pa.bool_())]
+)  # fmt: skip
 
 
 def schema(scores: Sequence[str]) -> pa.Schema:
-    """Column types: record fields, one float32 column per detector, queue fields, then ``label_*`` fields."""
+    """Column types: record fields, one float32 column per detector, queue fields, ``label_*`` fields, feedback."""
     return pa.schema(
         [
             ("id", pa.string()), ("ts", _TS), ("tenant", pa.string()), ("user_id", pa.string()),
@@ -36,7 +40,7 @@ def schema(scores: Sequence[str]) -> pa.Schema:
             ("label_id", pa.string()), ("label_queue", pa.string()), ("annotator", pa.string()),
             ("labeled_at", _TS), ("verdicts", _MAP), ("severity", pa.int32()), ("note", pa.string()),
             ("corrected_response", pa.string()), ("preference", pa.string()), ("label_source", pa.string()),
-            ("n_labels", pa.int32()),
+            ("n_labels", pa.int32()), ("feedback", pa.list_(_FEEDBACK)),
         ]
     )  # fmt: skip
 
@@ -52,6 +56,7 @@ def flatten(row: Row) -> dict[str, Any]:
     out["ts"] = _ts(record["ts"])
     out["metadata"] = list(record["metadata"].items())
     out["detector_versions"] = list(record["detector_versions"].items())
+    out["feedback"] = [{**f.to_json(), "ts": f.ts} for f in row.feedback]
     q, lab = row.queued, row.label
     out.update(
         queues=list(q.queues) if q else None,

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.errors import LookoutError, StorageError
+from agent.feedback import store as feedback_store
+from agent.feedback.event import KINDS as FEEDBACK_KINDS
 from agent.storage import migrations
 from agent.storage.client import Client, reason
 from detectors.registry import NAMES
@@ -82,11 +84,18 @@ class ExportFilter:
     """Only labels and queue items of these review queues."""
     label_state: LabelState = "labeled"
     """Labeled records, queued-but-unlabeled ones, or both."""
+    feedback_kinds: tuple[str, ...] = ()
+    """Only records with user feedback of one of these kinds (``thumbs_down``, ``report``...)."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.detectors) - set(NAMES))
         if unknown:
             raise LookoutError(f"unknown detector(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        unknown = sorted(set(self.feedback_kinds) - set(FEEDBACK_KINDS))
+        if unknown:
+            raise LookoutError(
+                f"unknown feedback kind(s) {', '.join(unknown)}; choose from {', '.join(FEEDBACK_KINDS)}"
+            )
 
     def to_json(self) -> dict[str, Any]:
         """The filter as written into the manifest (times resolved to RFC 3339)."""
@@ -99,6 +108,7 @@ class ExportFilter:
             "detectors": list(self.detectors),
             "queues": list(self.queues),
             "label_state": self.label_state,
+            "feedback_kinds": list(self.feedback_kinds),
         }
 
 
@@ -189,14 +199,17 @@ class Row:
     """Latest label, if labeled."""
     queued: Queued | None
     """Queue membership, if still in a queue."""
+    feedback: tuple[feedback_store.StoredFeedback, ...] = ()
+    """User feedback about the record (directly or through its trace), oldest first."""
 
     def to_json(self) -> dict[str, Any]:
-        """The full row: record fields, ``scores``, ``review`` (queues) and ``label``."""
+        """The full row: record fields, ``scores``, ``review`` (queues), ``label`` and ``feedback``."""
         return {
             **(self.record or {"id": self.record_id}),
             "scores": dict(self.scores),
             "review": self.queued.to_json() if self.queued else None,
             "label": self.label.to_json() if self.label else None,
+            "feedback": [f.to_json() for f in self.feedback],
         }
 
 
@@ -258,6 +271,9 @@ def build_query(db: str, filt: ExportFilter, scores: list[str]) -> tuple[str, di
         if values:
             where.append(f"r.has_record AND toString(r.{column}) IN {{{column}s:Array(String)}}")
             params[f"{column}s"] = list(values)
+    if filt.feedback_kinds:
+        where.append("hasAny(fb.feedback_kinds, {feedback_kinds:Array(String)})")
+        params["feedback_kinds"] = list(filt.feedback_kinds)
     if filt.detectors:
         where.append(
             "(hasAny(r.flags, {detectors:Array(String)}) OR hasAny(mapKeys(l.verdicts), {detectors:Array(String)}) "
@@ -271,13 +287,16 @@ def build_query(db: str, filt: ExportFilter, scores: list[str]) -> tuple[str, di
         + [f"l.{c}" for c in LABEL_COLUMNS]
         + ["i.queued"]
         + [f"i.{c}" for c in QUEUE_COLUMNS]
+        + ["fb.feedback"]
     )
     sql = (
-        f"WITH labels AS ({labels}), items AS ({items}), ids AS ({ids}) "
+        f"WITH labels AS ({labels}), items AS ({items}), ids AS ({ids}), "
+        f"fb AS ({feedback_store.per_record_sql(db, 'ids')}) "
         f"SELECT {columns} FROM ids "
         f"LEFT JOIN ({records}) AS r ON r.id = ids.record_id "
         "LEFT JOIN labels AS l ON l.record_id = ids.record_id "
         "LEFT JOIN items AS i ON i.record_id = ids.record_id "
+        "LEFT JOIN fb ON fb.record_id = ids.record_id "
         f"WHERE {' AND '.join(where) or '1'} "
         "ORDER BY r.has_record DESC, r.ts, ids.record_id"
     )
@@ -313,7 +332,7 @@ def _row(raw: tuple[Any, ...], scores: list[str]) -> Row:
     at = 2 + n_rec + len(scores)
     labeled, lab = raw[at], dict(zip(LABEL_COLUMNS, raw[at + 1 : at + 1 + len(LABEL_COLUMNS)], strict=True))
     at += 1 + len(LABEL_COLUMNS)
-    queued, que = raw[at], dict(zip(QUEUE_COLUMNS, raw[at + 1 :], strict=True))
+    queued, que = raw[at], dict(zip(QUEUE_COLUMNS, raw[at + 1 : -1], strict=True))
     record = None
     if has_record:
         record = {
@@ -367,6 +386,7 @@ def _row(raw: tuple[Any, ...], scores: list[str]) -> Row:
         scores={s: (f32(v) if has_record else None) for s, v in zip(scores, score_values, strict=True)},
         label=label,
         queued=queue,
+        feedback=tuple(feedback_store.parse(raw[-1])),
     )
 
 

@@ -133,6 +133,8 @@ def api_router(store: ReviewStore) -> APIRouter:
             found = store.item(queue, record_id)
         except ReviewError as exc:
             raise fail(exc) from None
-        return {"item": item_json(found), "labels": [label_json(lab) for lab in store.labels(queue, record_id)]}
+        labels = [label_json(lab) for lab in store.labels(queue, record_id)]
+        feedback = [f.to_json() for f in store.feedback(record_id)]
+        return {"item": item_json(found), "labels": labels, "feedback": feedback}
 
     return router

@@ -193,6 +193,7 @@ def page_router(store: ReviewStore, csrf: Csrf, secure_cookie: bool = False) -> 
             detectors=detectors, active=store.is_active(claim), label_id=uuid.uuid4().hex, severities=SEVERITIES,
             backlog=backlog, done_today=store.labeled_by(who.name, now - timedelta(hours=24)),
             previous=store.labels(claim.queue, claim.record_id), segments=segments,
+            feedback=store.feedback(claim.record_id),
         )  # fmt: skip
 
     @router.post("/claims/{claim_id}/label", name="review_label")

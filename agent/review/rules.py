@@ -9,6 +9,7 @@ Conditions, nested freely::
 
     flagged: toxicity                        # the detector crossed its configured threshold
     {detector: relevance, below: 0.3}        # raw score comparisons: above (>=) and/or below (<)
+    flagged: novel                           # also the drift step's flags (novel, near_duplicate) and scores
     any: [COND, ...]    all: [COND, ...]    not: COND
 """
 
@@ -23,6 +24,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.drift import SIGNAL_FLAGS, STREAM_SIGNALS
 from agent.errors import ConfigError
 from agent.types import ScoredSample
 from detectors.registry import DetectorName
@@ -31,6 +33,10 @@ DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
 """The rules used when ``review.rules`` is not set."""
 
 DETECTORS: tuple[str, ...] = get_args(DetectorName)
+SCORES: tuple[str, ...] = (*DETECTORS, *STREAM_SIGNALS)
+"""Scores a condition may compare: detectors' and the drift step's (``novelty``, ``near_duplicate``)."""
+FLAGS: tuple[str, ...] = (*DETECTORS, *SIGNAL_FLAGS.values())
+"""Flags a condition may test: detectors' and the drift step's (``novel``, ``near_duplicate``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +114,7 @@ def parse_condition(raw: Any, where: str = "when") -> Condition:
         raise ValueError(f"{where}: expected a mapping with flagged, detector, any, all or not")
     keys = set(raw)
     if keys == {"flagged"}:
-        return Flagged(_detector(raw["flagged"], f"{where}.flagged"))
+        return Flagged(_detector(raw["flagged"], f"{where}.flagged", FLAGS))
     if keys == {"not"}:
         return Not(parse_condition(raw["not"], f"{where}.not"))
     if keys in ({"any"}, {"all"}):
@@ -119,7 +125,7 @@ def parse_condition(raw: Any, where: str = "when") -> Condition:
         built = tuple(parse_condition(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts))
         return AnyOf(built) if key == "any" else AllOf(built)
     if "detector" in keys and keys <= {"detector", "above", "below"}:
-        detector = _detector(raw["detector"], f"{where}.detector")
+        detector = _detector(raw["detector"], f"{where}.detector", SCORES)
         bounds = {k: _number(raw[k], f"{where}.{k}") for k in ("above", "below") if k in raw}
         if not bounds:
             raise ValueError(f"{where}: a detector condition needs above and/or below")
@@ -127,9 +133,9 @@ def parse_condition(raw: Any, where: str = "when") -> Condition:
     raise ValueError(f"{where}: unexpected keys {sorted(keys)}; use flagged, detector+above/below, any, all or not")
 
 
-def _detector(value: Any, where: str) -> str:
-    if value not in DETECTORS:
-        raise ValueError(f"{where}: unknown detector {value!r} (valid: {', '.join(DETECTORS)})")
+def _detector(value: Any, where: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{where}: unknown detector {value!r} (valid: {', '.join(valid)})")
     return str(value)
 
 

@@ -12,6 +12,7 @@ hold their own lock and could hand out the same item; that needs a real lock ser
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from agent.errors import LookoutError
+from agent.feedback.store import StoredFeedback, feedback_for
 from agent.review.rules import DETECTORS, RulesFile
 from agent.storage import migrations
 from agent.storage.client import Client
@@ -265,11 +267,14 @@ class ReviewStore:
         if not token:
             return None
         with self._lock:
-            rows = self._rows(
-                "SELECT name, is_admin FROM {db}.v_annotators WHERE token_sha256 = {h:String} AND disabled = 0",
-                h=token_hash(token),
-            )
-        return Annotator(str(rows[0][0]), bool(rows[0][1])) if rows else None
+            rows = self._rows("SELECT name, is_admin, token_sha256 FROM {db}.v_annotators WHERE disabled = 0")
+        # every stored hash is compared, in constant time, whatever matches: timing tells nothing about any token
+        wanted = token_hash(token)
+        found: Annotator | None = None
+        for name, is_admin, stored in rows:
+            if hmac.compare_digest(str(stored), wanted) and found is None:
+                found = Annotator(str(name), bool(is_admin))
+        return found
 
     def annotators(self) -> list[tuple[str, bool, bool, datetime]]:
         """(name, is_admin, disabled, created_at) of everyone."""
@@ -536,6 +541,11 @@ class ReviewStore:
             scores={c: None if v is None else round(float(v), 6) for c, v in zip(columns, scores, strict=True)},
             flags=tuple(str(f) for f in flags),
         )
+
+    def feedback(self, record_id: str) -> list[StoredFeedback]:
+        """User feedback about the record (directly or through its trace), oldest first."""
+        with self._lock:
+            return feedback_for(self.client, self.database, record_id)
 
     def _scores(self) -> tuple[str, ...]:
         if self._score_columns is None:

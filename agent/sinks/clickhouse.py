@@ -13,7 +13,7 @@ from agent.types import DecodeFailure, ScoredSample
 BASE_COLUMNS = (
     "id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "trace_id", "prompt", "response",
     "history", "context", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "metadata",
-    "detector_versions", "flags", "src_topic", "src_partition", "src_offset",
+    "detector_versions", "flags", "src_topic", "src_partition", "src_offset", "shed_weight", "judge_weight",
 )  # fmt: skip
 
 
@@ -54,6 +54,7 @@ class RecordSink(BatchingSink[ScoredSample]):
             item.cost_usd, s.latency_ms, {k: _meta_value(v) for k, v in s.metadata.items()},
             dict(item.versions), list(item.flags),
             origin.topic if origin else "", origin.partition if origin else 0, origin.offset if origin else 0,
+            item.shed_weight, item.judge_weight,
         ] + [item.scores.get(name) for name in self.score_columns]  # fmt: skip
 
     def write(self, batch: Sequence[ScoredSample]) -> None:

@@ -48,7 +48,7 @@ def connect(settings: ClickHouseSettings) -> Client:
         try:
             # on a cluster, a write returns only once every shard has it: offsets commit after durable writes
             sync = {"insert_distributed_sync": 1} if settings.cluster else None
-            client = clickhouse_connect.get_client(dsn=settings.dsn, settings=sync)
+            client = clickhouse_connect.get_client(dsn=settings.dsn, settings=sync, **server_options(settings))
         except Exception as exc:
             raise StorageError(
                 f"ClickHouse unreachable at {mask_dsn(settings.dsn)} ({reason(exc)}); "
@@ -64,6 +64,18 @@ def connect(settings: ClickHouseSettings) -> Client:
     except Exception as exc:
         raise StorageError(f"cannot create database {settings.database}: {reason(exc)}") from None
     return client
+
+
+def server_options(settings: ClickHouseSettings) -> dict[str, Any]:
+    """Credentials and TLS options for a ClickHouse server (``http(s)://`` DSN), as clickhouse-connect takes them."""
+    options: dict[str, Any] = {"verify": settings.verify}
+    if settings.username is not None:
+        options["username"] = settings.username
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    if settings.ca_cert is not None:
+        options["ca_cert"] = str(settings.ca_cert)
+    return options
 
 
 def _open_chdb(clickhouse_connect: Any, path: Path) -> Client:
@@ -100,7 +112,8 @@ def reason(exc: BaseException) -> str:
     for needle, reason in _NETWORK_REASONS:
         if needle in text:
             return reason
-    match = re.search(r"DB::Exception: (.*?)(?: \(\w+\))?(?:\.|$)", text)
-    if match:
-        text = match.group(1)
+    if "DB::Exception: " in text:  # the innermost exception says what went wrong (a nested one starts "Code: N")
+        match = re.match(r"(.*?)(?: \(\w+\))?(?:\.|$)", text.rsplit("DB::Exception: ", 1)[1])
+        if match:
+            text = match.group(1)
     return text[:300] or type(exc).__name__

@@ -11,6 +11,11 @@ Tables:
 - ``review_claims``: claim events (claimed, renewed, released) keyed by claim_id; the view shows each claim's latest.
 - ``review_labels``: human labels, one per label_id (idempotency key); the first copy wins.
 - ``annotators``: review UI users (sha256 of their token only), one row per name; the latest row wins.
+- ``record_embeddings``: per record and text field, the encoder vector as Int8 plus a scale (drift reports, rescore).
+- ``eval_runs`` / ``eval_scores``: ``lookout evaluate ragas`` runs and their per-record, per-metric values.
+- ``record_scores`` / ``rescore_runs``: ``lookout rescore`` scores per detector version, and resumable run cursors.
+- ``feedback``: user feedback events (thumbs, reports, ratings), one per event id; ``v_record_feedback`` joins
+  them to records when read (by ``record_id``, or ``trace_id`` for every record of a trace).
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ TEXT_COLUMN_TYPES = {
     "history": "Array(Tuple(role String, content String))",
     "context": "Array(String)",
 }
+
+
+_FEEDBACK_JOINED = (
+    "SELECT r.id AS record_id, r.ts AS record_ts, r.tenant AS tenant, r.model AS model, r.route AS route, "
+    "r.flags AS flags, f.event_id AS event_id, f.ts AS ts, f.kind AS kind, f.value AS value, f.user_id AS user_id, "
+    "f.comment AS comment, f.trace_id AS trace_id FROM {db}.v_feedback AS f INNER JOIN "
+    "(SELECT id, ts, tenant, model, route, trace_id, flags FROM {db}.v_records "
+    "ORDER BY id, ingested_at DESC LIMIT 1 BY id) AS r "
+)
+_RECORD_FEEDBACK = (
+    f"{_FEEDBACK_JOINED}ON r.id = f.record_id WHERE f.record_id != '' "
+    f"UNION ALL {_FEEDBACK_JOINED}ON r.trace_id = f.trace_id WHERE f.trace_id != '' AND r.trace_id != ''"
+)
+"""Per record, each feedback event about it: by ``record_id``, or by ``trace_id`` (every record of the trace)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +259,169 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE VIEW IF NOT EXISTS {db}.v_annotators AS SELECT * FROM {db}.annotators FINAL",
         ),
     ),
+    Migration(
+        7,
+        "stored embeddings, evaluation runs and scores, re-scoring history",
+        (
+            # per record and text field, the encoder's unit vector quantised to Int8 with one Float32 scale
+            # (v ~ vector * scale / 127): 384 bytes for MiniLM instead of 1.5 KiB; written with the record
+            """
+            CREATE TABLE IF NOT EXISTS {db}.record_embeddings (
+                record_id String,
+                ts DateTime64(3, 'UTC'),
+                tenant LowCardinality(String),
+                model LowCardinality(String),
+                route LowCardinality(String),
+                field LowCardinality(String),
+                encoder LowCardinality(String),
+                scale Float32,
+                vector Array(Int8),
+                ingested_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(ingested_at)
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (tenant, model, route, field, ts, record_id)
+            """,
+            # one row per evaluation run (`lookout evaluate ragas`), replaced as it progresses
+            """
+            CREATE TABLE IF NOT EXISTS {db}.eval_runs (
+                run_id String,
+                kind LowCardinality(String),
+                started_at DateTime64(3, 'UTC'),
+                updated_at DateTime64(6, 'UTC'),
+                status LowCardinality(String),
+                filter String,
+                metrics Array(LowCardinality(String)),
+                llm_model String,
+                records UInt64,
+                scored Map(LowCardinality(String), UInt64),
+                means Map(LowCardinality(String), Float64)
+            )
+            ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY run_id
+            """,
+            # one value per (run, record, metric); NULL when the metric did not apply (no reference, no context)
+            """
+            CREATE TABLE IF NOT EXISTS {db}.eval_scores (
+                run_id String,
+                record_id String,
+                metric LowCardinality(String),
+                value Nullable(Float64),
+                record_ts DateTime64(3, 'UTC'),
+                tenant LowCardinality(String),
+                model LowCardinality(String),
+                route LowCardinality(String),
+                scored_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(scored_at)
+            ORDER BY (run_id, record_id, metric)
+            """,
+            # scores of a detector version re-run over stored records (`lookout rescore`), beside records' own;
+            # re-running the same version replaces its rows, so a rerun never duplicates
+            """
+            CREATE TABLE IF NOT EXISTS {db}.record_scores (
+                record_id String,
+                detector LowCardinality(String),
+                detector_version LowCardinality(String),
+                score Nullable(Float32),
+                flagged UInt8,
+                record_ts DateTime64(3, 'UTC'),
+                tenant LowCardinality(String),
+                model LowCardinality(String),
+                route LowCardinality(String),
+                run_id String,
+                scored_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(scored_at)
+            ORDER BY (detector, detector_version, record_id)
+            """,
+            # one row per re-scoring run with its (ts, id) cursor: a rerun with the same arguments resumes there
+            """
+            CREATE TABLE IF NOT EXISTS {db}.rescore_runs (
+                run_id String,
+                detector LowCardinality(String),
+                detector_version LowCardinality(String),
+                since DateTime64(3, 'UTC'),
+                until DateTime64(3, 'UTC'),
+                filter String,
+                started_at DateTime64(3, 'UTC'),
+                updated_at DateTime64(6, 'UTC'),
+                status LowCardinality(String),
+                cursor_ts DateTime64(3, 'UTC'),
+                cursor_id String,
+                scored UInt64,
+                skipped_no_text UInt64,
+                from_stored_embeddings UInt64
+            )
+            ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY run_id
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_record_embeddings AS SELECT * FROM {db}.record_embeddings FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_eval_runs AS SELECT * FROM {db}.eval_runs FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_eval_scores AS SELECT * FROM {db}.eval_scores FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_record_scores AS SELECT * FROM {db}.record_scores FINAL",
+            "CREATE VIEW IF NOT EXISTS {db}.v_rescore_runs AS SELECT * FROM {db}.rescore_runs FINAL",
+        ),
+    ),
+    Migration(
+        6,
+        "user feedback",
+        (
+            # one row per feedback event id (a replayed event collapses); no partition by ts, so copies always meet
+            """
+            CREATE TABLE IF NOT EXISTS {db}.feedback (
+                event_id String,
+                ts DateTime64(3, 'UTC'),
+                received_at DateTime64(6, 'UTC'),
+                record_id String,
+                trace_id String,
+                kind LowCardinality(String),
+                value Nullable(Float32),
+                user_id String,
+                comment String,
+                src_topic LowCardinality(String),
+                src_partition Int32,
+                src_offset Int64
+            )
+            ENGINE = ReplacingMergeTree(received_at)
+            ORDER BY event_id
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_feedback AS SELECT * FROM {db}.feedback FINAL",
+            # the join happens when read, so feedback that arrived before its record joins once the record lands
+            "CREATE VIEW IF NOT EXISTS {db}.v_record_feedback AS " + _RECORD_FEEDBACK,
+        ),
+    ),
+    Migration(
+        5,
+        "repetition, tone, formality, novelty and near-duplicate scores",
+        (
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS repetition Nullable(Float32) AFTER refusal",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS tone Nullable(Float32) AFTER repetition",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS formality Nullable(Float32) AFTER tone",
+            # written by the drift step (per-stream state), not by a detector
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS novelty Nullable(Float32) AFTER formality",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS near_duplicate Nullable(Float32) AFTER novelty",
+            "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * FROM {db}.records FINAL",
+        ),
+    ),
+    Migration(
+        8,
+        "load-shedding weight",
+        (
+            # 1: nothing shed; 1/rate: kept while shedding; 0: expensive signals skipped (see agent/shedding.py)
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS shed_weight Float32 DEFAULT 1",
+            "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * FROM {db}.records FINAL",
+        ),
+    ),
+    Migration(
+        9,
+        "LLM judge",
+        (
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS hallucination_judge Nullable(Float32)",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS judge_weight Nullable(Float32)",
+            "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * FROM {db}.records FINAL",
+        ),
+    ),
 )
 
 
@@ -265,7 +447,7 @@ def migrate(
     """
     done = applied_versions(client, db, cluster)
     applied = []
-    for migration in MIGRATIONS:
+    for migration in sorted(MIGRATIONS, key=lambda m: m.version):
         if migration.version in done:
             continue
         for statement in migration.statements:

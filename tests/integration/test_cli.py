@@ -40,7 +40,10 @@ class TestScoreCommand:
         scored = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
         assert list(scored) == ["fine", "toxic", "offtopic", "rag"]
         for r in scored.values():
-            assert set(r["scores"]) == {"toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"}
+            assert set(r["scores"]) == {
+                "toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal", "repetition", "tone",
+                "formality",
+            }  # fmt: skip
         assert scored["fine"]["flags"] == []
         assert "toxicity" in scored["toxic"]["flags"]
         assert scored["offtopic"]["flags"] == ["relevance"]
@@ -159,15 +162,22 @@ class TestDemo:
         summary = json.loads(stats.stdout)
         assert summary["samples"] == 380
         assert summary["dead_letters"] == 8
-        assert set(summary["detectors"]) == {"toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"}
         scored = {name: d["scored"] for name, d in summary["detectors"].items()}
-        # hallucination scores only the 60 RAG records (those with context); the rest are NULL
+        # near_duplicate skips short responses and each stream's first one; how many streams' first records are
+        # skipped depends on how the three partitions interleave, so it is checked by range
+        assert 150 < scored.pop("near_duplicate") < 230
+        # hallucination scores only the 60 RAG records (those with context); tone needs a word, formality three;
+        # novelty stays NULL: no stream of the sample fills a drift reference
         assert scored == {
             "toxicity": 380,
             "prompt_toxicity": 380,
             "relevance": 380,
             "hallucination": 60,
             "refusal": 380,
+            "repetition": 380,
+            "tone": 377,
+            "formality": 347,
+            "novelty": 0,
         }
         assert summary["cost_usd"] > 0
         # flagged records were routed to review queues by the bundled rules; no stream fills a drift reference

@@ -71,6 +71,21 @@ def seed(client: Client) -> None:
                             halluc=k % 20 == 0))  # fmt: skip
         i += 1
     client.insert(f"{DB}.records", rows, column_names=RECORD_COLUMNS)
+    signals = []  # last 10 min, llama for initech: a third loops and reads negative, a sixth of prompts is novel
+    for k in range(30):
+        flags = [n for n, on in (("repetition", k % 3 == 0), ("tone", k % 3 == 1), ("novel", k % 6 == 2)) if on]
+        signals.append(
+            [f"s-{k:05d}", NOW - timedelta(seconds=10 + k * 20), NOW, "initech", "u-s", "llama-3-8b", "chat",
+             f"prompt s{k}", f"response s{k}", 0.0, 0.8 if k % 3 == 0 else 0.05, 0.9 if k % 3 == 1 else 0.5,
+             0.2 if k % 5 == 0 else 0.7, 1.0 if k % 6 == 2 else 0.4, 0.3, flags, "logs", 1, k]
+        )  # fmt: skip
+    client.insert(
+        f"{DB}.records",
+        signals,
+        column_names=["id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "prompt", "response",
+                      "cost_usd", "repetition", "tone", "formality", "novelty", "near_duplicate", "flags",
+                      "src_topic", "src_partition", "src_offset"],
+    )  # fmt: skip
     drift = []
     for stream, kind in (("embedding:response", "embedding"), ("score:toxicity", "score")):
         for w in range(6):
@@ -118,6 +133,31 @@ def seed(client: Client) -> None:
           {"toxicity": "reject", "refusal": "confirm"}, 0, "", None, "none", "ui", "c-2"]],
         column_names=["label_id", "queue", "record_id", "annotator", "labeled_at", "verdicts", "severity", "note",
                       "corrected_response", "preference", "source", "claim_id"],
+    )  # fmt: skip
+    feedback = [  # last 30 min: gpt-4o-mini 40% thumbs-down (fires), claude 8% (does not); a report and a rating
+        [f"fb-{k}", NOW - timedelta(minutes=k), NOW, f"r-{k % 40:05d}", "", "thumbs_down" if k % 5 < 2 else "thumbs_up",
+         -1.0 if k % 5 < 2 else 1.0, "u", "", "logs.feedback", 0, k]
+        for k in range(30)
+    ] + [
+        [f"fb-c{k}", NOW - timedelta(minutes=k), NOW, f"r-{40 + k:05d}", "", "thumbs_down" if k < 2 else "thumbs_up",
+         -1.0 if k < 2 else 1.0, "u", "", "logs.feedback", 0, 100 + k]
+        for k in range(25)
+    ] + [
+        ["fb-r", NOW, NOW, "r-00003", "", "report", None, "u", "rude", "logs.feedback", 0, 200],
+        ["fb-g", NOW, NOW, "r-00004", "", "rating", 2.0, "u", "", "logs.feedback", 0, 201],
+    ]  # fmt: skip
+    client.insert(
+        f"{DB}.feedback",
+        feedback,
+        column_names=["event_id", "ts", "received_at", "record_id", "trace_id", "kind", "value", "user_id", "comment",
+                      "src_topic", "src_partition", "src_offset"],
+    )  # fmt: skip
+    client.insert(
+        f"{DB}.review_items",
+        [["missed", "r-00004", NOW - timedelta(minutes=5), NOW - timedelta(minutes=20), "acme", "gpt-4o-mini",
+          "docs-qa", 90, ["rating"], "feedback", 0]],
+        column_names=["queue", "record_id", "enqueued_at", "record_ts", "tenant", "model", "route", "priority",
+                      "reasons", "rule", "control"],
     )  # fmt: skip
     client.insert(
         f"{DB}.review_claims",
@@ -194,5 +234,9 @@ class TestAlertQueries:
             "lookout-drift": {("embedding:response", "embedding")},
             "lookout-review-backlog": {("toxicity",)},
             "lookout-cost-burn": {("acme",)},
+            "lookout-repetition-rate": {("llama-3-8b",)},
+            "lookout-negative-tone": {("llama-3-8b",)},
+            "lookout-novelty-rate": {("initech", "llama-3-8b", "chat")},
+            "lookout-thumbs-down-rate": {("gpt-4o-mini",)},
         }[rule.uid]
         assert firing == expected, values

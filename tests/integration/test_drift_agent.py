@@ -48,5 +48,8 @@ class TestDriftInAgent:
         ] * 3
         assert [r[5] for r in rows] == [0, 0, 1]
         streams = {r[0] for r in agent_env.query("SELECT DISTINCT stream FROM lookout.v_drift_windows")}
-        expected = {"prompt_embedding", "score:toxicity", "score:relevance", "response_length"}
+        expected = {
+            "prompt_embedding", "score:toxicity", "score:relevance", "score:repetition", "score:tone",
+            "score:formality", "response_length",
+        }  # fmt: skip
         assert streams == expected

@@ -13,15 +13,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import open_chdb, seeded_data_dir
 
-from agent.config import ClickHouseSettings
 from agent.errors import LookoutError
 from agent.export.formats import NAMES, JsonlWriter
 from agent.export.run import export
 from agent.export.select import ExportFilter, Row, iter_rows, parse_time
 from agent.sinks.clickhouse import RecordSink
-from agent.storage import migrations
-from agent.storage.client import Client, connect
+from agent.storage.client import Client
 from agent.types import Message, Origin, Sample, ScoredSample
 
 DB = "lookout"
@@ -113,20 +112,14 @@ def seed(client: Client) -> None:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated, seeded chDB directory, closed again (tests open it, or run ``lookout`` on it)."""
-    path = tmp_path_factory.mktemp("export") / "data"
-    client = connect(ClickHouseSettings(dsn=f"chdb://{path}"))
-    migrations.migrate(client, DB)
-    seed(client)
-    client.close()
-    return path
+    return seeded_data_dir(tmp_path_factory.mktemp("export") / "data", seed)
 
 
 @pytest.fixture
 def client(data_dir: Path) -> Iterator[Client]:
     """A client on the seeded directory, closed after the test."""
-    c = connect(ClickHouseSettings(dsn=f"chdb://{data_dir}"))
-    yield c
-    c.close()
+    with open_chdb(data_dir) as c:
+        yield c
 
 
 def ids(client: Client, filt: ExportFilter) -> list[str]:
@@ -257,6 +250,7 @@ class TestFormats:
         r1 = out["r1"]
         assert r1["scores"] == {
             "toxicity": 0.9, "prompt_toxicity": None, "relevance": 0.9, "hallucination": None, "refusal": None,
+            "repetition": None, "tone": None, "formality": None,
         }  # fmt: skip
         assert (r1["ts"], r1["tenant"], r1["flags"]) == ("2026-11-20T13:00:00Z", "acme", ["toxicity"])
         assert r1["metadata"] == {"app": "x"} and r1["history"][0] == {"role": "system", "content": "Be brief."}

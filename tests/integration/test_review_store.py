@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.config import ClickHouseSettings
 from agent.review.rules import parse_rules
 from agent.review.store import Conflict, LabelInput, NotFound, ReviewError, ReviewStore, token_hash
 from agent.review.testing import FLAGGED_TO_ONE_QUEUE, ManualClock, scored_sample, seed
-from agent.storage import migrations
-from agent.storage.client import connect
 
 DB = "lookout"
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Any]:
-    """A migrated chDB database, closed after the test."""
-    c = connect(ClickHouseSettings(dsn=f"chdb://{tmp_path / 'data'}"))
-    migrations.migrate(c, DB)
-    yield c
-    c.close()
 
 
 @pytest.fixture

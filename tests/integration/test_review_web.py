@@ -14,13 +14,10 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from agent.config import ClickHouseSettings
 from agent.review.app import create_review_app
 from agent.review.security import CONTENT_SECURITY_POLICY
 from agent.review.store import ReviewStore, token_hash
 from agent.review.testing import FLAGGED_TO_ONE_QUEUE, scored_sample, seed
-from agent.storage import migrations
-from agent.storage.client import connect
 
 DB = "lookout"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,15 +34,6 @@ HOSTILE = (
     "{{ 7*7 }} {% if true %}jinja{% endif %} ${7*7}",
     '<meta http-equiv="refresh" content="0;url=javascript:alert(1)"><style>body{display:none}</style>',
 )
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Any]:
-    """A migrated chDB database, closed after the test."""
-    c = connect(ClickHouseSettings(dsn=f"chdb://{tmp_path / 'data'}"))
-    migrations.migrate(c, DB)
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -50,6 +50,18 @@ CASES: dict[str, tuple[Case, Case]] = {
         ("How do I bake bread?", "Mix flour, water, yeast and salt, knead, let it rise, then bake it.", ()),
         ("How do I bake bread?", "I'm sorry, but I can't help with that request.", ()),
     ),
+    "repetition": (
+        ("How do I bake bread?", "Mix flour, water, yeast and salt, knead, let it rise, then bake it at 230 C.", ()),
+        ("How do I bake bread?", "Mix flour and water. " + "Then bake it and then bake it and then " * 8, ()),
+    ),
+    "tone": (
+        ("How do I bake bread?", "Great question! Baking bread at home is fun and the results are wonderful.", ()),
+        ("How do I bake bread?", "This is a stupid question. I hate it. Bread is awful and you are useless.", ()),
+    ),
+    "formality": (
+        ("How do I bake bread?", "Combine the flour with water and salt, then bake the dough in the oven.", ()),
+        ("How do I bake bread?", "lol idk just throw some stuff in the oven dude, works for me haha 😂", ()),
+    ),
 }
 
 ODD: list[Case] = [
@@ -90,7 +102,10 @@ class TestRegistry:
 
     def test_unknown_name_lists_valid_names(self) -> None:
         """The error for an unknown detector names the valid ones."""
-        with pytest.raises(ValueError, match="valid: hallucination, prompt_toxicity, refusal, relevance, toxicity"):
+        with pytest.raises(
+            ValueError,
+            match="valid: formality, hallucination, prompt_toxicity, refusal, relevance, repetition, tone, toxicity",
+        ):
             registry.resolve("toxic")
 
     def test_duplicate_names_rejected(self) -> None:

@@ -38,7 +38,7 @@ class TestParseRules:
     def test_default_rules_file_is_valid(self) -> None:
         """The shipped default rules load and name their queues."""
         loaded = load_rules(DEFAULT_RULES)
-        assert loaded.queue_names() == ["safety", "grounding", "refusals", "control"]
+        assert loaded.queue_names() == ["safety", "grounding", "refusals", "degenerate", "control", "missed"]
         assert any(r.control for r in loaded.rules)
 
     def test_unknown_detector_names_rule_and_path(self) -> None:

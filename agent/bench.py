@@ -1,0 +1,380 @@
+"""``lookout bench``: what scoring costs next to the encoder alone, a naive loop, and the whole agent.
+
+Everything is measured in one run on one machine, on real conversation text, so the ratios hold even where
+the absolute numbers are noisy:
+
+* **encoder ceiling**: the bare encoder over exactly the texts the scoring run encoded, in the same calls and
+  batch size (texts/s). Scoring can only approach it: the encoder is the cost. Scoring and ceiling alternate
+  ``rounds`` times and the best of each counts, so a neighbour's burst on a shared machine skews neither.
+* **naive baseline**: what a user would write: for each record, for each detector, encode what that detector
+  needs and score that one record.
+* **scoring**: :meth:`Scorer.score_batch` over batches of ``batch.max_records`` (every default detector,
+  one encoder pass per distinct text, cross-batch embedding cache), samples/s.
+* **end to end**: a tansu broker, the real agent (decode → redact → score → drift → review routing → chDB →
+  commit) in this process, records/s from the first produce to the last record stored, counted after the
+  group joined (the ~5 s join is a start-up cost, not throughput).
+* **peak RSS** of this process (both encoder copies, chDB and the broker client included).
+
+The data is the HH-RLHF harmless-base test split from ``../shared/datasets/traffic`` when it is there (both
+the chosen and the rejected transcript of a conversation, as an assistant's traffic repeats prompts), else the
+committed ``agent/data/demo_sample.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.config import Settings, load_settings
+from agent.decode import decode
+from agent.errors import ConfigError
+from agent.pipeline import Scorer
+from agent.types import Origin, RawMessage, Sample
+from detectors.encoder import CachingEncoder, build_batch
+from detectors.types import Encoder, Vectors
+
+REPO = Path(__file__).resolve().parent.parent
+HH_RLHF = REPO.parent / "shared" / "datasets" / "traffic" / "hh_rlhf_harmless_base_test" / "test.jsonl"
+DEMO = Path(__file__).resolve().parent / "data" / "demo_sample.jsonl"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one bench run measures."""
+
+    samples: int = 1024
+    """Records scored (and produced for the end-to-end run)."""
+    naive_samples: int = 64
+    """Records of the naive per-record loop (it is slow; its rate is per record)."""
+    device: str = "cpu"
+    """Torch device of the encoder."""
+    precision: str = "fp32"
+    """Encoder precision; anything else also measures the score drift against fp32."""
+    end_to_end: bool = True
+    """Run the broker → agent → chDB measurement."""
+    rounds: int = 3
+    """Scoring and ceiling alternate this many times; the best of each counts (a shared machine is noisy)."""
+    data: Path | None = None
+    """JSONL of v1 records or HH-RLHF transcripts; default HH-RLHF from ../shared, else the demo sample."""
+
+
+@dataclass
+class BenchResult:
+    """The numbers one run produced (the JSON line is :meth:`as_json`)."""
+
+    device: str
+    precision: str
+    data: str
+    samples: int
+    batch_size: int
+    scoring_samples_per_s: float
+    texts_per_sample: float
+    encoder_ceiling_texts_per_s: float
+    naive_samples_per_s: float
+    naive_texts_per_sample: float
+    e2e_samples_per_s: float | None
+    peak_rss_mb: float
+    cache_hit_rate: float
+    score_drift_max_abs: dict[str, float] = field(default_factory=dict)
+    flag_agreement: float | None = None
+
+    @property
+    def encoder_efficiency(self) -> float:
+        """Scoring's texts/s as a share of the bare encoder's on the same texts."""
+        return self.scoring_samples_per_s * self.texts_per_sample / max(self.encoder_ceiling_texts_per_s, 1e-9)
+
+    @property
+    def vs_naive(self) -> float:
+        """How many times the naive loop's samples/s scoring achieves."""
+        return self.scoring_samples_per_s / max(self.naive_samples_per_s, 1e-9)
+
+    @property
+    def e2e_vs_scoring(self) -> float | None:
+        """End-to-end samples/s as a share of scoring-only."""
+        if self.e2e_samples_per_s is None:
+            return None
+        return self.e2e_samples_per_s / max(self.scoring_samples_per_s, 1e-9)
+
+    def as_json(self) -> dict[str, Any]:
+        """Every field and ratio, rounded, JSON-ready."""
+        out = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        out["encoder_efficiency"] = round(self.encoder_efficiency, 4)
+        out["vs_naive"] = round(self.vs_naive, 2)
+        ratio = self.e2e_vs_scoring
+        out["e2e_vs_scoring"] = None if ratio is None else round(ratio, 4)
+        return out
+
+
+class RecordingEncoder:
+    """Passes calls through and remembers each call's texts (to replay them on the bare encoder)."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    @property
+    def name(self) -> str:
+        """The inner encoder's name."""
+        return self.inner.name
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Encode with the inner encoder, recording the texts."""
+        self.calls.append(list(texts))
+        return self.inner.encode(texts)
+
+
+def _hh_turns(transcript: str) -> tuple[list[dict[str, str]], str] | None:
+    """(messages up to the last human turn, final assistant turn) of an HH-RLHF transcript."""
+    parts = [p for p in transcript.split("\n\nHuman: ") if p.strip()]
+    messages: list[dict[str, str]] = []
+    for part in parts:
+        human, _, assistant = part.partition("\n\nAssistant: ")
+        messages.append({"role": "user", "content": human.strip()})
+        messages.append({"role": "assistant", "content": assistant.strip()})
+    if len(messages) < 2 or not messages[-1]["content"] or not messages[-2]["content"]:
+        return None
+    return messages[:-1], messages[-1]["content"]
+
+
+def load_records(n: int, path: Path | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Up to ``n`` v1 records of real conversation text, and where they came from."""
+    source = path if path is not None else HH_RLHF if HH_RLHF.is_file() else DEMO
+    if not source.is_file():
+        raise ConfigError(f"bench data {source} not found; pass --data FILE (JSONL of v1 records)")
+    records: list[dict[str, Any]] = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if len(records) >= n:
+            break
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(row, dict):
+            continue
+        if "chosen" in row:  # HH-RLHF: both variants of a conversation, as two calls with one prompt
+            for variant in ("chosen", "rejected"):
+                turns = _hh_turns(str(row.get(variant, "")))
+                if turns is not None and len(records) < n:
+                    i = len(records)
+                    records.append(
+                        {
+                            "id": f"bench-{i:06d}", "ts": 1_764_000_000_000 + i * 1000, "model": "bench-model",
+                            "tenant": f"t{i % 3}", "route": "chat", "messages": turns[0], "response": turns[1],
+                        }
+                    )  # fmt: skip
+        elif isinstance(row.get("response"), str):
+            records.append(row)
+    if not records:
+        raise ConfigError(f"bench data {source} has no usable records")
+    return records, str(source.relative_to(REPO) if source.is_relative_to(REPO) else source)
+
+
+def to_samples(records: Sequence[dict[str, Any]]) -> list[Sample]:
+    """Decode records the way the agent does (records that fail to decode are left out)."""
+    out = []
+    for i, record in enumerate(records):
+        result = decode(RawMessage(Origin("bench", 0, i), json.dumps(record).encode()), 1 << 24)
+        if isinstance(result, Sample):
+            out.append(result)
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _batches(items: Sequence[Sample], size: int) -> list[Sequence[Sample]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def measure_scoring(scorer: Scorer, recorder: RecordingEncoder, samples: Sequence[Sample], batch: int) -> float:
+    """Scoring samples/s over batches of ``batch`` records, from a cold embedding cache."""
+    if isinstance(scorer.encoder, CachingEncoder):
+        scorer.encoder.clear()
+    recorder.calls.clear()
+    started = time.perf_counter()
+    for part in _batches(samples, batch):
+        scorer.score_batch(part)
+    return len(samples) / (time.perf_counter() - started)
+
+
+def _install_recorder(scorer: Scorer) -> RecordingEncoder:
+    """Put a :class:`RecordingEncoder` right above the model, below any cache."""
+    enc = scorer.encoder
+    if enc is None:
+        raise ConfigError("bench needs the encoder (some detector must use embeddings)")
+    if isinstance(enc, CachingEncoder):
+        recorder = RecordingEncoder(enc.inner)
+        enc.inner = recorder
+    else:
+        recorder = RecordingEncoder(enc)
+        scorer.encoder = recorder
+    return recorder
+
+
+def measure_ceiling(encoder: Encoder, calls: Sequence[Sequence[str]]) -> float:
+    """The bare encoder's texts/s over the same calls."""
+    total = sum(len(c) for c in calls)
+    started = time.perf_counter()
+    for call in calls:
+        encoder.encode(call)
+    return total / (time.perf_counter() - started)
+
+
+def measure_naive(scorer: Scorer, encoder: Encoder, samples: Sequence[Sample]) -> tuple[float, float]:
+    """(samples/s, texts encoded per sample) of a per-record, per-detector loop without any sharing."""
+    counter = RecordingEncoder(encoder)
+    started = time.perf_counter()
+    for sample in samples:
+        for detector in scorer.detectors:
+            detector.score(build_batch([sample], counter, detector.needs))
+    elapsed = time.perf_counter() - started
+    return len(samples) / elapsed, sum(len(c) for c in counter.calls) / len(samples)
+
+
+def measure_drift(settings: Settings, base: Scorer, samples: Sequence[Sample]) -> tuple[dict[str, float], float]:
+    """Max |score difference| per detector and the share of equal flag sets, this precision vs fp32."""
+    reference = [s for b in _batches(samples, settings.batch.max_records) for s in base.score(b)]
+    fp32 = Scorer.from_settings(settings.with_overrides(encoder={"precision": "fp32", "cache_size": 0}))
+    other = [s for b in _batches(samples, settings.batch.max_records) for s in fp32.score(b)]
+    drift: dict[str, float] = {}
+    for a, b in zip(reference, other, strict=True):
+        for name, value in a.scores.items():
+            v2 = b.scores.get(name)
+            if value is not None and v2 is not None:
+                drift[name] = max(drift.get(name, 0.0), abs(value - v2))
+    agree = sum(set(a.flags) == set(b.flags) for a, b in zip(reference, other, strict=True)) / len(reference)
+    return drift, agree
+
+
+def measure_end_to_end(settings: Settings, records: Sequence[dict[str, Any]], timeout_s: float = 600.0) -> float:
+    """Records/s through a real broker and the real agent into chDB, from first produce to last stored."""
+    from kafka import KafkaProducer
+
+    from agent.app import build_agent
+    from agent.broker import Broker, ensure_topic
+
+    with Broker() as broker, tempfile.TemporaryDirectory(prefix="lookout-bench-") as tmp:
+        ensure_topic(broker.bootstrap, "bench", 1)
+        e2e = settings.with_overrides(
+            kafka={"bootstrap_servers": broker.bootstrap, "topic": "bench", "group_id": "bench"},
+            clickhouse={"dsn": f"chdb://{tmp}/data"},
+            metrics={"port": 0},
+        )
+        running = build_agent(e2e)
+        agent = running.agent
+        thread = threading.Thread(target=agent.run, name="bench-agent", daemon=True)
+        thread.start()
+        try:
+            _wait(lambda: agent.source.last_assigned_at() is not None, 90.0, "the agent never joined its group")
+            producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+            started = time.perf_counter()
+            for record in records:
+                producer.send("bench", value=json.dumps(record).encode(), key=str(record.get("id", "")).encode())
+            producer.flush(timeout=60)
+            producer.close()
+            n = len(records)
+            _wait(lambda: agent.counters.stored + agent.counters.dead_lettered >= n, timeout_s, "records not stored")
+            elapsed = time.perf_counter() - started
+        finally:
+            agent.request_stop()
+            thread.join(timeout=60)
+            running.close()
+    return len(records) / elapsed
+
+
+def _wait(done: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench: {what} within {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+def run(config: BenchConfig, settings: Settings | None = None, progress: Callable[[str], None] = print) -> BenchResult:
+    """Every measurement of one bench run, in one process."""
+    base = settings if settings is not None else load_settings()
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: torch sees no CUDA device here; run the bench on a GPU machine")
+    settings = base.with_overrides(encoder={"device": config.device, "precision": config.precision})
+    records, source = load_records(config.samples, config.data)
+    samples = to_samples(records)
+    progress(f"data: {len(samples)} records from {source}")
+    scorer = Scorer.from_settings(settings)
+    scorer.warm_up()
+    recorder = _install_recorder(scorer)
+    bare = recorder.inner
+    scoring = ceiling = 0.0
+    for n in range(1, config.rounds + 1):
+        scoring = max(scoring, measure_scoring(scorer, recorder, samples, settings.batch.max_records))
+        ceiling = max(ceiling, measure_ceiling(bare, recorder.calls))
+        progress(f"round {n}: best scoring {scoring:.1f} samples/s, best encoder ceiling {ceiling:.1f} texts/s")
+    texts = sum(len(c) for c in recorder.calls)
+    cache = scorer.encoder
+    hit_rate = cache.hits / max(cache.hits + cache.misses, 1) if isinstance(cache, CachingEncoder) else 0.0
+    naive, naive_texts = measure_naive(scorer, bare, samples[: config.naive_samples])
+    progress(f"naive loop: {naive:.2f} samples/s")
+    drift: dict[str, float] = {}
+    agreement = None
+    if config.precision != "fp32":
+        drift, agreement = measure_drift(settings.with_overrides(encoder={"cache_size": 0}), scorer, samples)
+        progress(f"score drift vs fp32: {drift}, flag agreement {agreement:.4f}")
+    e2e = None
+    if config.end_to_end:
+        e2e = measure_end_to_end(settings, records[: len(samples)])
+        progress(f"end to end: {e2e:.1f} records/s")
+    return BenchResult(
+        device=config.device,
+        precision=config.precision,
+        data=source,
+        samples=len(samples),
+        batch_size=settings.batch.max_records,
+        scoring_samples_per_s=scoring,
+        texts_per_sample=texts / len(samples),
+        encoder_ceiling_texts_per_s=ceiling,
+        naive_samples_per_s=naive,
+        naive_texts_per_sample=naive_texts,
+        e2e_samples_per_s=e2e,
+        peak_rss_mb=peak_rss_mb(),
+        cache_hit_rate=hit_rate,
+        score_drift_max_abs=drift,
+        flag_agreement=agreement,
+    )
+
+
+def table(result: BenchResult) -> str:
+    """A readable table of one run."""
+    r = result
+    e2e = "skipped" if r.e2e_samples_per_s is None else f"{r.e2e_samples_per_s:,.1f} records/s"
+    ratio = r.e2e_vs_scoring
+    rows = [
+        ("device / precision", f"{r.device} / {r.precision}"),
+        ("data", f"{r.samples} records, {r.data}"),
+        ("encoder ceiling", f"{r.encoder_ceiling_texts_per_s:,.1f} texts/s"),
+        ("scoring", f"{r.scoring_samples_per_s:,.1f} samples/s ({r.texts_per_sample:.2f} texts/sample)"),
+        ("  = share of ceiling", f"{r.encoder_efficiency:.1%}"),
+        ("naive per-record loop", f"{r.naive_samples_per_s:,.2f} samples/s "
+         f"({r.naive_texts_per_sample:.2f} texts/sample)"),
+        ("  scoring / naive", f"{r.vs_naive:.1f}x"),
+        ("end to end (tansu → agent → chDB)", e2e),
+        ("  end to end / scoring", "-" if ratio is None else f"{ratio:.1%}"),
+        ("embedding cache hit rate", f"{r.cache_hit_rate:.1%}"),
+        ("peak RSS", f"{r.peak_rss_mb:,.0f} MB"),
+    ]  # fmt: skip
+    if r.flag_agreement is not None:
+        drift = ", ".join(f"{k} {v:.4f}" for k, v in sorted(r.score_drift_max_abs.items()))
+        rows.append((f"{r.precision} vs fp32 max |Δscore|", drift or "-"))
+        rows.append((f"{r.precision} vs fp32 same flags", f"{r.flag_agreement:.2%}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

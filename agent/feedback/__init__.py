@@ -1,0 +1,1 @@
+"""User feedback: events from a second topic, stored, joined to records at query time, routed to ``missed``."""

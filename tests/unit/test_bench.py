@@ -1,0 +1,95 @@
+"""The throughput means and the bench's result assembly: embedding cache, encoder equivalence, JSON keys."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from agent import bench
+from agent.cli import main
+from detectors.encoder import CachingEncoder, SentenceTransformerEncoder
+from detectors.testing import HashingEncoder
+
+REQUIRED_KEYS = {
+    "scoring_samples_per_s", "texts_per_sample", "encoder_ceiling_texts_per_s", "naive_samples_per_s",
+    "e2e_samples_per_s", "peak_rss_mb", "device",
+}  # fmt: skip
+
+
+class TestCachingEncoder:
+    """Repeated texts cost no inner pass; the cache is bounded (LRU)."""
+
+    def test_repeats_hit_the_cache(self) -> None:
+        """A second batch re-encodes only its new texts, in one call, with rows equal to the inner encoder's."""
+        inner = HashingEncoder(16)
+        enc = CachingEncoder(inner, max_entries=100)
+        first = enc.encode(["system prompt", "a", "b"])
+        second = enc.encode(["system prompt", "c", "a"])
+        assert inner.calls == [["system prompt", "a", "b"], ["c"]]
+        np.testing.assert_array_equal(second[0], first[0])
+        np.testing.assert_array_equal(second, HashingEncoder(16).encode(["system prompt", "c", "a"]))
+        assert (enc.hits, enc.misses) == (2, 4)
+
+    def test_least_recently_used_is_dropped(self) -> None:
+        """Beyond max_entries the least recently used text goes; a recently used one stays."""
+        inner = HashingEncoder(8)
+        enc = CachingEncoder(inner, max_entries=2)
+        enc.encode(["x", "y"])
+        enc.encode(["x"])  # x is now the most recent
+        enc.encode(["z"])  # evicts y
+        assert len(enc) == 2
+        enc.encode(["x", "y"])
+        assert inner.calls[-1] == ["y"]
+
+    def test_bounds_are_checked(self) -> None:
+        """A cache of zero entries is refused (disable it with encoder.cache_size 0 instead)."""
+        with pytest.raises(ValueError, match="max_entries"):
+            CachingEncoder(HashingEncoder(), 0)
+
+
+class TestEncoderPath:
+    """lookout's own length-sorted, overlapped encode loop gives sentence-transformers' embeddings."""
+
+    def test_same_rows_as_sentence_transformers(self) -> None:
+        """Rows match SentenceTransformer.encode (normalised) in the caller's order, across several chunks."""
+        enc = SentenceTransformerEncoder(batch_size=4)
+        texts = ["short", "a much longer text about the capital of France and its museums", "mid length text"] * 3
+        texts += ["x " * 400, ""]  # one over the token budget (truncated), one empty
+        ours = enc.encode(texts)
+        ref = enc._load().encode(texts, batch_size=4, normalize_embeddings=True, convert_to_numpy=True)
+        assert ours.shape == (len(texts), 384) and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+    def test_int8_refused_off_cpu(self) -> None:
+        """int8 dynamic quantization is a CPU path; asking for it on cuda says what to use instead."""
+        with pytest.raises(ValueError, match="bf16 or fp16"):
+            SentenceTransformerEncoder(device="cuda", precision="int8")
+
+
+class TestBenchAssembly:
+    """A tiny bench run (no broker) produces the table and a JSON line with the required keys."""
+
+    def test_tiny_run(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """``lookout bench --samples 8 --no-e2e`` on the committed demo data ends with one JSON object."""
+        code = main(["bench", "--samples", "8", "--rounds", "1", "--no-e2e", "--data", str(bench.DEMO)])
+        assert code == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        result = json.loads(lines[-1])
+        assert set(result) >= REQUIRED_KEYS
+        assert result["device"] == "cpu" and result["samples"] == 8 and result["e2e_samples_per_s"] is None
+        assert result["texts_per_sample"] > 0 and result["naive_texts_per_sample"] > result["texts_per_sample"]
+        assert result["scoring_samples_per_s"] > 0 and result["encoder_ceiling_texts_per_s"] > 0
+        assert any(line.startswith("encoder ceiling") for line in lines[:-1])
+
+    def test_hh_rlhf_transcripts_become_records(self) -> None:
+        """An HH-RLHF transcript becomes history + last human turn as prompt + final assistant turn as response."""
+        turns = bench._hh_turns("\n\nHuman: hi\n\nAssistant: hello\n\nHuman: capital of France?\n\nAssistant: Paris.")
+        assert turns == (
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+             {"role": "user", "content": "capital of France?"}],
+            "Paris.",
+        )  # fmt: skip
+        samples = bench.to_samples([{"id": "a", "ts": 1, "messages": turns[0], "response": turns[1]}])
+        assert samples[0].prompt == "capital of France?" and len(samples[0].history) == 2
