@@ -89,6 +89,20 @@ MALFORMED: tuple[bytes, ...] = (
 )
 
 
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET on a local test URL; (0, "") when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # a local test URL
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
 def read_topic(broker: Broker, name: str, at_least: int, timeout_s: float = 20) -> list[Any]:
     """Read topic ``name`` from the start with a fresh group until ``at_least`` messages arrived (or timeout)."""
     import time

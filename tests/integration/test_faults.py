@@ -11,7 +11,6 @@ import json
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,11 +23,11 @@ from pathlib import Path
 from typing import TypedDict
 
 import pytest
-from conftest import AgentEnv, Topic, record
+from conftest import AgentEnv, Topic, http_get, record
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import metrics
-from agent.broker import Broker, ensure_topic
+from agent.broker import Broker, ensure_topic, free_port
 from agent.config import Settings
 from dashboards.build import bundle
 from dashboards.macros import ALL, QueryContext, expand
@@ -53,25 +52,8 @@ FAST = _Fast(
 a read path over all of them), the fastest toxicity backend, fixed detectors."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # a local test URL
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def _gauge(base: str, name: str) -> float | None:
-    status, body = _get(f"{base}/metrics")
+    status, body = http_get(f"{base}/metrics")
     if status != 200:
         return None
     for family in text_string_to_metric_families(body):
@@ -189,7 +171,7 @@ def _outage(env: AgentEnv, outage_s: float) -> None:
         pytest.skip("chattr +i is not supported on this filesystem (needed to make chDB writes fail)")
     first, second = 40, 80
     env.topic.produce_records([record(i) for i in range(first)])
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = env.start(
         "run",
@@ -200,12 +182,12 @@ def _outage(env: AgentEnv, outage_s: float) -> None:
     )
     try:
         _wait(lambda: sum(env.topic.committed(env.group).values()) == first, "the first records committed", 150, proc)
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200, "ready", 30, proc)
+        _wait(lambda: http_get(f"{base}/readyz")[0] == 200, "ready", 30, proc)
         assert _gauge(base, metrics.STORAGE_UP) == 1
         with storage_outage(env.data_dir):
             ends = env.topic.produce_records([record(i) for i in range(first, first + second)])
-            _wait(lambda: _get(f"{base}/readyz")[0] == 503, "/readyz 503 while writes fail", 60, proc)
-            _, body = _get(f"{base}/readyz")
+            _wait(lambda: http_get(f"{base}/readyz")[0] == 503, "/readyz 503 while writes fail", 60, proc)
+            _, body = http_get(f"{base}/readyz")
             assert any(r.startswith("storage unreachable:") for r in json.loads(body)["reasons"]), body
             assert _gauge(base, metrics.STORAGE_UP) == 0
             failures = _gauge(base, metrics.SINK_WRITE_FAILURES)
@@ -216,7 +198,7 @@ def _outage(env: AgentEnv, outage_s: float) -> None:
                 time.sleep(1)
             assert (_gauge(base, metrics.SINK_WRITE_FAILURES) or 0) > (failures or 0), "retries should go on"
         _wait(lambda: env.topic.committed(env.group) == ends, "everything committed after the outage", 120, proc)
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200, "ready again", 30, proc)
+        _wait(lambda: http_get(f"{base}/readyz")[0] == 200, "ready again", 30, proc)
         assert _gauge(base, metrics.STORAGE_UP) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -245,7 +227,7 @@ class TestStorageOutage:
         loop itself is the same code the chDB outage test drives.
         """
         agent_env.topic.produce_records([record(i) for i in range(5)])
-        dsn = f"http://lookout:hunter2@127.0.0.1:{_free_port()}"
+        dsn = f"http://lookout:hunter2@127.0.0.1:{free_port()}"
         done = agent_env.run("run", "--exit-when-idle", "3", LOOKOUT_CLICKHOUSE__DSN=dsn)
         assert done.returncode == 1
         assert "ClickHouse unreachable at http://lookout:***@127.0.0.1" in done.stderr
@@ -259,7 +241,7 @@ def s3_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broke
     moto = shutil.which("moto_server")
     if moto is None:
         pytest.skip("moto_server (the moto[server] dev dependency) is not installed")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
-import urllib.error
-import urllib.request
 
-from conftest import MALFORMED, AgentEnv, record
+from conftest import MALFORMED, AgentEnv, http_get, record
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import metrics
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # a local test URL
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
+from agent.broker import free_port
 
 
 def _samples(text: str, topic: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,7 +30,7 @@ class TestMetricsEndpoint:
         n = 30
         topic = agent_env.topic.name
         agent_env.topic.produce([json.dumps(record(i)).encode() for i in range(n)] + list(MALFORMED))
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = agent_env.start("run", LOOKOUT_METRICS__PORT=str(port))
         try:
@@ -57,7 +38,7 @@ class TestMetricsEndpoint:
             scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
             consumed_key = (metrics.RECORDS_CONSUMED, (("topic", topic),))
             while time.monotonic() < deadline:
-                status, body = _get(f"{base}/metrics")
+                status, body = http_get(f"{base}/metrics")
                 if status == 200:
                     scraped = _samples(body, topic)
                     if scraped.get(consumed_key) == n + len(MALFORMED):
@@ -70,18 +51,18 @@ class TestMetricsEndpoint:
             assert scraped[(metrics.BATCH_DURATION + "_count", (("topic", topic),))] >= 1
             assert scraped[(metrics.SINK_WRITE_DURATION + "_count", (("sink", "clickhouse_records"),))] >= 1
             assert scraped[(metrics.DETECTOR_INFERENCE + "_count", (("detector", "toxicity"),))] >= 1
-            assert _get(f"{base}/healthz")[0] == 200
+            assert http_get(f"{base}/healthz")[0] == 200
             deadline = time.monotonic() + 15  # lag is refreshed at most once a second, after a poll
             lag: dict[str, float] = {}
             while time.monotonic() < deadline and len(lag) < agent_env.topic.partitions:
                 lag = {
                     dict(labels)["partition"]: v
-                    for (name, labels), v in _samples(_get(f"{base}/metrics")[1], topic).items()
+                    for (name, labels), v in _samples(http_get(f"{base}/metrics")[1], topic).items()
                     if name == metrics.CONSUMER_LAG
                 }
                 time.sleep(0.5)
             assert lag == {str(p): 0.0 for p in range(agent_env.topic.partitions)}
-            status, body = _get(f"{base}/readyz")
+            status, body = http_get(f"{base}/readyz")
             assert (status, json.loads(body)["status"]) == (200, "ready")
         finally:
             proc.send_signal(signal.SIGTERM)

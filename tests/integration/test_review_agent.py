@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import AgentEnv, read_topic, record
+
+from agent.broker import free_port
 
 IDLE = "4"
 RULES = """
@@ -31,12 +32,6 @@ def rules_file(tmp_path: Path) -> str:
     path = tmp_path / "rules.yaml"
     path.write_text(RULES, encoding="utf-8")
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TestAgentRouting:

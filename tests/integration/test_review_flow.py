@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from conftest import AgentEnv, record
 
+from agent.broker import free_port
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 TOXIC = [
@@ -27,12 +29,6 @@ BENIGN = [
     ("How do I boil an egg?", "Put the egg in boiling water for about nine minutes, then cool it in cold water."),
     ("What is the capital of France?", "The capital of France is Paris."),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for_port(port: int, timeout: float = 60) -> None:
@@ -63,7 +59,7 @@ class TestReviewFlow:
         assert added.returncode == 0, added.stderr[-2000:]
         token = added.stdout.strip().split()[-1]
 
-        port = _free_port()
+        port = free_port()
         server = agent_env.start("review", "serve", "--port", str(port))
         try:
             _wait_for_port(port)

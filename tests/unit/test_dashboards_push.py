@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from agent.broker import free_port
 from agent.config import Settings
 from dashboards.build import bundle
 from dashboards.push import PushError, connect, push
@@ -131,13 +131,6 @@ def grafana() -> Iterator[FakeGrafana]:
     server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class TestPush:
     """Push upserts everything by uid; errors are one line."""
 
@@ -173,7 +166,7 @@ class TestPush:
 
     def test_unreachable_is_one_line(self) -> None:
         """Nothing listening: 'Grafana unreachable at URL'."""
-        url = f"http://127.0.0.1:{_free_port()}"
+        url = f"http://127.0.0.1:{free_port()}"
         with pytest.raises(PushError, match=rf"Grafana unreachable at {url} .*check --url"):
             push(connect(url, TOKEN, timeout_s=2), url, bundle(Settings()))
 

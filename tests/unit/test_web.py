@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from conftest import http_get
 from fastapi import APIRouter
 from prometheus_client import REGISTRY
 
@@ -20,14 +19,6 @@ from agent.runner import Agent
 from agent.testing import ListSink, ListSource, messages
 from agent.web import WebServer, build_app
 from detectors.types import Batch, Score
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # a local test URL
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def _value(name: str, **labels: str) -> float:
@@ -60,34 +51,34 @@ class TestWebServer:
 
     def test_healthz_answers_while_not_ready(self, server: WebServer) -> None:
         """/healthz is 200 as soon as the process serves, even before models load."""
-        assert _get(f"http://127.0.0.1:{server.port}/healthz") == (200, '{"status":"ok"}')
+        assert http_get(f"http://127.0.0.1:{server.port}/healthz") == (200, '{"status":"ok"}')
 
     def test_readyz_reports_each_missing_condition(self, server: WebServer, health: Health) -> None:
         """Not ready (503) until warmed up, assigned and storage reachable; then 200 and the ready gauge is 1."""
         url = f"http://127.0.0.1:{server.port}/readyz"
-        status, body = _get(url)
+        status, body = http_get(url)
         assert status == 503
         assert json.loads(body)["reasons"] == ["models still loading", "no partitions assigned yet"]
         health.warmed_up = True
         health.assigned = lambda: True
         health.storage_failed("connection refused")
-        status, body = _get(url)
+        status, body = http_get(url)
         assert (status, json.loads(body)["reasons"]) == (503, ["storage unreachable: connection refused"])
         assert _value(metrics.READY) == 0
         health.storage_ok()
-        assert _get(url) == (200, '{"status":"ready","reasons":[]}')
+        assert http_get(url) == (200, '{"status":"ready","reasons":[]}')
         assert _value(metrics.READY) == 1
 
     def test_metrics_in_prometheus_text_format(self, server: WebServer) -> None:
         """/metrics serves the registry, including lookout's metric families."""
-        status, body = _get(f"http://127.0.0.1:{server.port}/metrics")
+        status, body = http_get(f"http://127.0.0.1:{server.port}/metrics")
         assert status == 200
         assert "# TYPE lookout_records_consumed_total counter" in body
         assert "# TYPE lookout_batch_duration_seconds histogram" in body
 
     def test_extra_router_is_served(self, server: WebServer) -> None:
         """A router passed to build_app (e.g. the review UI) is served next to the probes."""
-        assert _get(f"http://127.0.0.1:{server.port}/review/ping") == (200, '{"review":"ok"}')
+        assert http_get(f"http://127.0.0.1:{server.port}/review/ping") == (200, '{"review":"ok"}')
 
     def test_port_in_use_is_one_line(self, health: Health) -> None:
         """A taken port fails at start with a line naming the setting."""
