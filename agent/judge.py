@@ -102,6 +102,8 @@ class JudgeStep:
         self.threshold = threshold
         self.version = version
         self.budget = budget if budget is not None else TokenBudget(settings.tokens_per_hour)
+        self._loop = asyncio.new_event_loop()
+        """One event loop for every batch: the endpoint's HTTP connections stay bound to the loop that opened them."""
 
     def __repr__(self) -> str:
         return f"JudgeStep(model={self.settings.model!r}, sample_rate={self.settings.sample_rate}, {self.budget!r})"
@@ -133,7 +135,7 @@ class JudgeStep:
         if not chosen:
             return scored
         started = time.perf_counter()
-        values = asyncio.run(self._judge_all([scored[i].sample for i, _ in chosen]))
+        values = self._loop.run_until_complete(self._judge_all([scored[i].sample for i, _ in chosen]))
         metrics.judge_seconds.observe(time.perf_counter() - started)
         out = list(scored)
         for (i, weight), value in zip(chosen, values, strict=True):

@@ -46,6 +46,7 @@ class TestJudgeAgent:
             "run", "--exit-when-idle", IDLE, LOOKOUT_JUDGE__ENABLED="true", LOOKOUT_JUDGE__BASE_URL=stub.url,
             LOOKOUT_JUDGE__MODEL="judge-model", LOOKOUT_JUDGE__API_KEY="sk-judge-secret",
             LOOKOUT_JUDGE__SAMPLE_RATE="1.0", LOOKOUT_DETECTORS__TOXICITY_BACKEND="lexical",
+            LOOKOUT_BATCH__MAX_RECORDS="2",  # several batches: the judge's client is reused across them
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         rows = dict(
