@@ -12,7 +12,7 @@ the absolute numbers are noisy:
   one encoder pass per distinct text, cross-batch embedding cache), samples/s.
 * **end to end**: a tansu broker, the real agent (decode → redact → score → drift → review routing → chDB →
   commit) in this process, records/s from the first produce to the last record stored, counted after the
-  group joined (the ~5 s join is a start-up cost, not throughput).
+  group joined (the ~5 s join is a start-up cost, not throughput); the best of ``--rounds`` runs, like scoring.
 * **peak RSS** of this process (both encoder copies, chDB and the broker client included).
 
 The data is the HH-RLHF harmless-base test split from ``../shared/datasets/traffic`` when it is there (both
@@ -331,9 +331,11 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
         drift, agreement = measure_drift(settings.with_overrides(encoder={"cache_size": 0}), scorer, samples)
         progress(f"score drift vs fp32: {drift}, flag agreement {agreement:.4f}")
     e2e = None
-    if config.end_to_end:
-        e2e = measure_end_to_end(settings, records[: len(samples)])
-        progress(f"end to end: {e2e:.1f} records/s")
+    if config.end_to_end:  # best of the same number of rounds as scoring, so the two ratios compare alike
+        for n in range(1, config.rounds + 1):
+            rate = measure_end_to_end(settings, records[: len(samples)])
+            e2e = rate if e2e is None else max(e2e, rate)
+            progress(f"end to end round {n}: {rate:.1f} records/s (best {e2e:.1f})")
     return BenchResult(
         device=config.device,
         precision=config.precision,
