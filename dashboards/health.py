@@ -82,9 +82,22 @@ def build(database: str, lag_threshold: int, dlq_rate_pct: float) -> Board:
         stat.Panel()
         .title("Throughput")
         .unit("ops")
-        .span(8)
+        .span(4)
         .height(5)
         .with_target(promql(f"sum(rate({m.RECORDS_CONSUMED}{T}[$__rate_interval]))", "records/s"))
+    )
+    board.add(
+        stat.Panel()
+        .title("Storage writing")
+        .description(
+            "Agents whose latest ClickHouse write or probe succeeded, of those scraped. Below the count, an agent "
+            "holds its partitions paused and commits nothing while it retries (see the Errors panel)."
+        )
+        .span(4)
+        .height(5)
+        .graph_mode(cm.BigValueGraphMode.NONE)
+        .with_target(promql(f"sum({m.STORAGE_UP}{J})", "writing", "A", instant=True))
+        .with_target(promql(f"count({m.STORAGE_UP}{J})", "scraped", "B", instant=True))
     )
 
     board.row("Kafka")
