@@ -18,13 +18,23 @@ Client = Any
 """A clickhouse-connect client (the library ships no type information)."""
 
 
+_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "token", "access_token", "api_key", "secret"})
+"""Query parameters whose values :func:`mask_dsn` hides."""
+
+
 def mask_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***``."""
+    """The DSN with any password replaced by ``***``: in ``user:password@`` and in ``?password=`` parameters."""
     parts = urlsplit(dsn)
-    if parts.password is None:
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{key}=***" if sep and key.lower() in _SECRET_PARAMS else f"{key}{sep}{value}"
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    if netloc == parts.netloc and query == parts.query:
         return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def chdb_path(dsn: str) -> Path | None:

@@ -112,6 +112,11 @@ class TestSecretsMasked:
         """A password inside the DSN is replaced; a DSN without one is unchanged."""
         assert mask_dsn("http://u:p%40ss@ch:8123/db") == "http://u:***@ch:8123/db"
         assert mask_dsn("chdb://./lookout-data") == "chdb://./lookout-data"
+        assert (
+            mask_dsn("https://ch:8443/?user=u&password=s3cret&secure=1")
+            == "https://ch:8443/?user=u&password=***&secure=1"
+        )
+        assert mask_dsn("http://a:b@ch/?Token=t&x") == "http://a:***@ch/?Token=***&x"
 
 
 class TestErrorReason:
