@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from agent.errors import LookoutError
 from agent.export.files import AtomicFile, FileEntry, JsonArrayFile, JsonLinesFile
@@ -52,6 +52,22 @@ class Writer(ABC):
             f.abort()
 
 
+class OneFileWriter(Writer):
+    """A format written to one file, ``out``: ``FILE`` is its class (JSON lines or a JSON array) and name."""
+
+    FILE: ClassVar[tuple[type[JsonLinesFile] | type[JsonArrayFile], str]]
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        kind, name = self.FILE
+        self.out: JsonLinesFile | JsonArrayFile = kind(directory, name)
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The one file."""
+        return [self.out]
+
+
 def chat(record: Mapping[str, Any]) -> list[dict[str, str]]:
     """The conversation up to the prompt: earlier turns (system first, as logged), then the user prompt."""
     turns = [{"role": t["role"], "content": t["content"]} for t in record["history"]]
@@ -74,17 +90,10 @@ def _text_gone(row: Row) -> bool:
     return not record.get("prompt") and not record.get("response")
 
 
-class SftWriter(Writer):
+class SftWriter(OneFileWriter):
     """``sft.jsonl``: ``{"id", "messages", "feedback"}`` chat transcripts ending in the corrected response."""
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
-        self.out = JsonLinesFile(directory, "sft.jsonl")
-
-    @property
-    def files(self) -> list[AtomicFile]:
-        """The JSONL file."""
-        return [self.out]
+    FILE = (JsonLinesFile, "sft.jsonl")
 
     def add(self, row: Row) -> Skip:
         """Write the corrected conversation."""
@@ -100,21 +109,14 @@ class SftWriter(Writer):
         return None
 
 
-class DpoWriter(Writer):
+class DpoWriter(OneFileWriter):
     """``dpo.jsonl``: ``{"id", "prompt", "chosen", "rejected", "feedback"}``, conversational preference format.
 
     ``chosen`` is the corrected response when the label prefers it (``corrected``) and the original when it
     prefers the original (``original``); ``rejected`` is the other one.
     """
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
-        self.out = JsonLinesFile(directory, "dpo.jsonl")
-
-    @property
-    def files(self) -> list[AtomicFile]:
-        """The JSONL file."""
-        return [self.out]
+    FILE = (JsonLinesFile, "dpo.jsonl")
 
     def add(self, row: Row) -> Skip:
         """Write the preference pair."""
@@ -141,17 +143,10 @@ class DpoWriter(Writer):
         return None
 
 
-class JsonlWriter(Writer):
+class JsonlWriter(OneFileWriter):
     """``records.jsonl``: every record field, ``scores``, ``review`` (queues), the latest ``label``, ``feedback``."""
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
-        self.out = JsonLinesFile(directory, "records.jsonl")
-
-    @property
-    def files(self) -> list[AtomicFile]:
-        """The JSONL file."""
-        return [self.out]
+    FILE = (JsonLinesFile, "records.jsonl")
 
     def add(self, row: Row) -> Skip:
         """Write the full row."""
@@ -161,17 +156,10 @@ class JsonlWriter(Writer):
         return None
 
 
-class LabelStudioWriter(Writer):
+class LabelStudioWriter(OneFileWriter):
     """``labelstudio_tasks.json``: Label Studio import tasks; a labeled record carries its label as an annotation."""
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
-        self.out = JsonArrayFile(directory, "labelstudio_tasks.json")
-
-    @property
-    def files(self) -> list[AtomicFile]:
-        """The JSON file."""
-        return [self.out]
+    FILE = (JsonArrayFile, "labelstudio_tasks.json")
 
     def add(self, row: Row) -> Skip:
         """Write the task."""
@@ -183,7 +171,7 @@ class LabelStudioWriter(Writer):
         return None
 
 
-class ArgillaWriter(Writer):
+class ArgillaWriter(OneFileWriter):
     """``argilla_records.json``: Argilla v2 records as ``dataset.records.to_json`` writes them.
 
     Fields ``prompt``, ``response``, ``history``, ``context``; metadata (ids, dimensions, scores); the lookout
@@ -192,14 +180,7 @@ class ArgillaWriter(Writer):
     ``verdict_<detector>``, ``severity``, ``note``, ``corrected_response``, ``preference`` (see the README).
     """
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
-        self.out = JsonArrayFile(directory, "argilla_records.json")
-
-    @property
-    def files(self) -> list[AtomicFile]:
-        """The JSON file."""
-        return [self.out]
+    FILE = (JsonArrayFile, "argilla_records.json")
 
     def add(self, row: Row) -> Skip:
         """Write the Argilla record."""
