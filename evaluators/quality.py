@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from detectors.head import LogisticHead
 from detectors.types import Encoder, Vectors
 
 
@@ -44,3 +48,41 @@ def cached_encode(encoder: Encoder, texts: Sequence[str], cache_dir: Path | None
     vectors = encoder.encode(texts)
     np.save(path, vectors)
     return vectors
+
+
+def released(fitted: LogisticHead, date: str, meta: Mapping[str, Any], *extra: object) -> LogisticHead:
+    """``fitted`` as it ships: version ``logit-<date>-<hash of its weights and extra>``, carrying ``meta``."""
+    weights = [fitted.coef.tolist(), fitted.intercept, fitted.mean.tolist(), *extra]
+    digest = hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()
+    return dataclasses.replace(fitted, version=f"logit-{date}-{digest[:8]}", meta=meta)
+
+
+def held_out_metrics(rows: Sequence[EvalRow], published: bool = True) -> list[dict[str, Any]]:
+    """``rows`` as the ``held_out_metrics`` list of a head's meta (rounded to 4 places)."""
+    out = []
+    for r in rows:
+        entry: dict[str, Any] = {
+            "dataset": r.dataset,
+            "metric": r.metric,
+            "lookout": round(r.lookout, 4),
+            "baseline": None if r.baseline is None else round(r.baseline, 4),
+        }
+        if published:
+            entry["published"] = r.published
+        out.append(entry)
+    return out
+
+
+def metric_table(meta: Mapping[str, Any], published: bool = True) -> str:
+    """The model card's metric rows: dataset, metric, lookout, baseline (and published)."""
+    lines = []
+    for m in meta.get("held_out_metrics", []):
+        baseline = "" if m["baseline"] is None else format(m["baseline"], ".3f")
+        tail = f" {m.get('published', '')} |" if published else ""
+        lines.append(f"| {m['dataset']} | {m['metric']} | {m['lookout']:.3f} | {baseline} |{tail}")
+    return "\n".join(lines)
+
+
+def weight_table(head: LogisticHead) -> str:
+    """The model card's rows of feature name and weight."""
+    return "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(head.feature_names, head.coef, strict=True))

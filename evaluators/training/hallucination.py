@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from detectors.hallucination import FEATURES, compute_features
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
 from detectors.types import Encoder, Vectors
-from evaluators.quality import EvalRow, cached_encode
+from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
 
 NAME = "hallucination"
 DATE = "2026-11-26"
@@ -173,7 +173,6 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
     x, y = featurize(examples, encoder, cache_dir)
     weights = balanced_weights([e.dataset.split("_")[0] for e in examples], y)
     head = fit_logistic(x, y, FEATURES, name=NAME, version="pending", c=1.0, seed=seed, sample_weight=weights)
-    digest = hashlib.sha256(json.dumps([head.coef.tolist(), head.intercept, head.mean.tolist()]).encode())
     counts = {name: len([e for e in _train_part({name: rows})]) for name, rows in sets.items()}
     meta: dict[str, Any] = {
         "date": DATE,
@@ -189,26 +188,10 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "source+knowledge+message (BEGIN)",
         "retrain": "lookout train-heads --data DIR",
     }
-    head = LogisticHead(
-        name=NAME,
-        version=f"logit-{DATE}-{digest.hexdigest()[:8]}",
-        feature_names=head.feature_names,
-        mean=head.mean,
-        scale=head.scale,
-        coef=head.coef,
-        intercept=head.intercept,
-        meta=meta,
-    )
+    head = released(head, DATE, meta)
     rows = _evaluate_with(head, sets, encoder, cache_dir)
-    meta["held_out_metrics"] = [
-        {"dataset": r.dataset, "metric": r.metric, "lookout": round(r.lookout, 4), "baseline": _round(r.baseline)}
-        for r in rows
-    ]
+    meta["held_out_metrics"] = held_out_metrics(rows, published=False)
     return head
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
 
 
 def _evaluate_with(
@@ -241,12 +224,8 @@ def evaluate(data_dir: Path, encoder: Encoder, cache_dir: Path | None = None) ->
 def model_card(head: LogisticHead) -> str:
     """The markdown model card for ``head`` (written beside the JSON as ``hallucination.md``)."""
     meta = head.meta
-    weights = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(head.feature_names, head.coef, strict=True))
-    metrics = "\n".join(
-        f"| {m['dataset']} | {m['metric']} | {m['lookout']:.3f} | "
-        f"{'' if m['baseline'] is None else format(m['baseline'], '.3f')} |"
-        for m in meta.get("held_out_metrics", [])
-    )
+    weights = weight_table(head)
+    metrics = metric_table(meta, published=False)
     licenses = "\n".join(f"- {k}: {v}" for k, v in meta.get("licenses", {}).items())
     train_rows = ", ".join(f"{k} {v}" for k, v in meta.get("train_rows", {}).items())
     return CARD.format(

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
 from detectors.relevance import FEATURES, compute_features
 from detectors.types import Encoder, Vectors
-from evaluators.quality import EvalRow, cached_encode
+from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
 
 NAME = "relevance"
 DATE = "2026-11-26"
@@ -206,7 +206,6 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
     train_q, _ = _split(questions)
     pairs = make_pairs(train_q, encoder, cache_dir, seed)
     head = fit(pairs, featurize(pairs, encoder, cache_dir), seed)
-    digest = hashlib.sha256(json.dumps([head.coef.tolist(), head.intercept, head.mean.tolist()]).encode())
     kinds = {k: pairs.kinds.count(k) for k in dict.fromkeys(pairs.kinds)}
     meta: dict[str, Any] = {
         "date": DATE,
@@ -223,27 +222,9 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "split": "sha256('halueval\\n' + knowledge + '\\n' + question) % 10 < 3 held out",
         "retrain": "lookout train-heads --data DIR",
     }
-    head = LogisticHead(
-        name=NAME,
-        version=f"logit-{DATE}-{digest.hexdigest()[:8]}",
-        feature_names=head.feature_names,
-        mean=head.mean,
-        scale=head.scale,
-        coef=head.coef,
-        intercept=head.intercept,
-        meta=meta,
-    )
+    head = released(head, DATE, meta)
     rows = _evaluate_with(head, data_dir, encoder, cache_dir)
-    meta["held_out_metrics"] = [
-        {
-            "dataset": r.dataset,
-            "metric": r.metric,
-            "lookout": round(r.lookout, 4),
-            "baseline": None if r.baseline is None else round(r.baseline, 4),
-            "published": r.published,
-        }
-        for r in rows
-    ]
+    meta["held_out_metrics"] = held_out_metrics(rows)
     return head
 
 
@@ -343,12 +324,8 @@ def evaluate(data_dir: Path, encoder: Encoder, cache_dir: Path | None = None) ->
 def model_card(head: LogisticHead) -> str:
     """The markdown model card for ``head`` (written beside the JSON as ``relevance.md``)."""
     meta = head.meta
-    weights = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(head.feature_names, head.coef, strict=True))
-    metrics = "\n".join(
-        f"| {m['dataset']} | {m['metric']} | {m['lookout']:.3f} | "
-        f"{'' if m['baseline'] is None else format(m['baseline'], '.3f')} | {m.get('published', '')} |"
-        for m in meta.get("held_out_metrics", [])
-    )
+    weights = weight_table(head)
+    metrics = metric_table(meta)
     pairs = ", ".join(f"{k} {v}" for k, v in meta.get("train_pairs", {}).items())
     return CARD.format(
         version=head.version,

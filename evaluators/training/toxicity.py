@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ from detectors.toxicity import (
     head_proba,
 )
 from detectors.types import Encoder
-from evaluators.quality import EvalRow, cached_encode
+from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released
 from evaluators.training.toxicity_probes import (
     FUNCTIONAL_SUITE,
     GENERAL_TRAIN,
@@ -218,9 +217,6 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
     best = max(grid, key=lambda g: (g["tune_auc"], -g["C"]))
     fitted = _fit(x, y, w, c=best["C"], seed=seed)
     stack = _fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, seed)
-    digest = hashlib.sha256(
-        json.dumps([fitted.coef.tolist(), fitted.intercept, fitted.mean.tolist(), stack], sort_keys=True).encode()
-    )
     meta: dict[str, Any] = {
         "date": DATE,
         "seed": seed,
@@ -240,27 +236,9 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "split": "Davidson: sha256(cleaned text) % 10 == 0 held out; wiki: sha256(rev_id) % 2 == 1 held out",
         "retrain": "lookout train-heads --data DIR",
     }
-    head = LogisticHead(
-        name=NAME,
-        version=f"logit-{DATE}-{digest.hexdigest()[:8]}",
-        feature_names=fitted.feature_names,
-        mean=fitted.mean,
-        scale=fitted.scale,
-        coef=fitted.coef,
-        intercept=fitted.intercept,
-        meta=meta,
-    )
+    head = released(fitted, DATE, meta, stack)
     rows = _evaluate_with(head, data_dir, encoder, cache_dir, lexical)
-    meta["held_out_metrics"] = [
-        {
-            "dataset": r.dataset,
-            "metric": r.metric,
-            "lookout": round(r.lookout, 4),
-            "baseline": None if r.baseline is None else round(r.baseline, 4),
-            "published": r.published,
-        }
-        for r in rows
-    ]
+    meta["held_out_metrics"] = held_out_metrics(rows)
     return head
 
 
@@ -415,14 +393,7 @@ def evaluate(data_dir: Path, encoder: Encoder, cache_dir: Path | None = None) ->
 def model_card(head: LogisticHead) -> str:
     """The markdown model card for ``head`` (written beside the JSON as ``toxicity.md``)."""
     meta = head.meta
-
-    def fmt(value: float | None) -> str:
-        return "" if value is None else f"{value:.3f}"
-
-    metrics = "\n".join(
-        f"| {m['dataset']} | {m['metric']} | {m['lookout']:.3f} | {fmt(m['baseline'])} | {m.get('published', '')} |"
-        for m in meta.get("held_out_metrics", [])
-    )
+    metrics = metric_table(meta)
     grid = ", ".join(f"C={g['C']:g}: {g['tune_auc']:.4f}" for g in meta["tuning"]["grid"])
     return CARD.format(
         version=head.version,
