@@ -1,4 +1,4 @@
-"""Test helpers shipped with the package: a deterministic encoder that needs no model.
+"""Test helpers shipped with the package: a minimal record and a deterministic encoder that needs no model.
 
 ``HashingEncoder`` is NOT a language model: it hashes word unigrams into a vector, so texts sharing words
 are close. Use it in unit tests of plumbing; use the real encoder wherever score quality matters.
@@ -9,12 +9,22 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from detectors.types import Vectors
 
 _WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Record:
+    """A minimal :class:`~detectors.types.Scorable`: prompt, response and optional context."""
+
+    prompt: str
+    response: str
+    context: tuple[str, ...] = ()
 
 
 class HashingEncoder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from agent.broker import Broker, ensure_topic
+from detectors.types import Encoder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,6 +65,14 @@ def seeded_data_dir(path: Path, seed: Callable[[Any], None]) -> Path:
     with open_chdb(path, migrate=True) as c:
         seed(c)
     return path
+
+
+@functools.cache
+def real_encoder() -> Encoder:
+    """The bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from detectors.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder()
 
 
 def record(i: int, **fields: Any) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from conftest import real_encoder
 
 from agent.types import Sample
 from detectors import registry
-from detectors.encoder import SentenceTransformerEncoder, build_batch
+from detectors.encoder import build_batch
 from detectors.testing import HashingEncoder
 from detectors.types import Detector, Encoder
 
@@ -71,16 +72,6 @@ ODD: list[Case] = [
     ("パンの焼き方は?", "小麦粉と水を混ぜて焼きます。", ()),
     ("long", "word " * 20_000, ("passage " * 20_000,)),  # 100 KB texts
 ]
-
-_ENCODER: Encoder | None = None
-
-
-def real_encoder() -> Encoder:
-    """The bundled all-MiniLM-L6-v2, loaded once for this module."""
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = SentenceTransformerEncoder()
-    return _ENCODER
 
 
 def samples(cases: list[Case]) -> list[Sample]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from detectors.detoxify_backend import DetoxifyToxicity, file_sha256, read_checkpoint
+from detectors.testing import Record
 from detectors.types import Batch, Detector
 
 torch = pytest.importorskip("torch")
@@ -26,15 +27,6 @@ WORDS = [
 ]
 CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 TEXTS = ["you are a stupid idiot", "the cat sat on the mat", "", "thanks for the help", "hello world"]
-
-
-@dataclass(frozen=True)
-class Record:
-    """A minimal Scorable."""
-
-    prompt: str
-    response: str
-    context: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import real_encoder
 
-from detectors.encoder import SentenceTransformerEncoder, build_batch
+from detectors.encoder import build_batch
 from detectors.hallucination import FEATURES, HeadHallucination, compute_features, split_sentences
 from detectors.head import LogisticHead
-from detectors.testing import HashingEncoder
+from detectors.testing import HashingEncoder, Record
 from detectors.types import Detector, Encoder
 from evaluators.training.hallucination import balanced_weights, held_out, load_begin, load_halueval
 
@@ -20,25 +20,6 @@ CONTEXT = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "
     "It is 330 metres tall and was designed by Gustave Eiffel's company.",
 )
-
-_ENCODER: Encoder | None = None
-
-
-def real_encoder() -> Encoder:
-    """The bundled all-MiniLM-L6-v2, loaded once for this module."""
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = SentenceTransformerEncoder()
-    return _ENCODER
-
-
-@dataclass(frozen=True)
-class Record:
-    """A minimal Scorable."""
-
-    prompt: str
-    response: str
-    context: tuple[str, ...] = ()
 
 
 def scores(records: list[Record], encoder: Encoder | None = None) -> list[float | None]:

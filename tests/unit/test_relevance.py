@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import real_encoder
 
 from agent.types import Sample
-from detectors.encoder import SentenceTransformerEncoder, build_batch
+from detectors.encoder import build_batch
 from detectors.head import LogisticHead
 from detectors.relevance import FEATURES, EmbeddingRelevance, compute_features
 from detectors.testing import HashingEncoder
@@ -18,15 +19,6 @@ from detectors.types import Encoder
 from evaluators.training import relevance as training
 
 TS = datetime(2026, 1, 1, tzinfo=UTC)
-_ENCODER: Encoder | None = None
-
-
-def real_encoder() -> Encoder:
-    """The bundled all-MiniLM-L6-v2, loaded once for this module."""
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = SentenceTransformerEncoder()
-    return _ENCODER
 
 
 def scores(pairs: list[tuple[str, str]], detector: EmbeddingRelevance, encoder: Encoder) -> list[float | None]:

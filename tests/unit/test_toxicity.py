@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import real_encoder
 from numpy.typing import NDArray
 
-from detectors.encoder import SentenceTransformerEncoder, build_batch
+from detectors.encoder import build_batch
 from detectors.head import LogisticHead
 from detectors.identity import mask_identity
-from detectors.testing import HashingEncoder
+from detectors.testing import HashingEncoder, Record
 from detectors.toxicity import LEXICAL_FEATURE, HeadToxicity, feature_names, head_features, head_proba
-from detectors.types import Detector, Encoder
+from detectors.types import Detector
 from evaluators.training.toxicity import clean_tweet, functional_accuracy, load_davidson, load_wiki
 from evaluators.training.toxicity_probes import (
     FUNCTIONAL_SUITE,
@@ -25,25 +25,6 @@ from evaluators.training.toxicity_probes import (
     mentions_identity,
     swap_identities,
 )
-
-_ENCODER: Encoder | None = None
-
-
-def real_encoder() -> Encoder:
-    """The bundled all-MiniLM-L6-v2, loaded once for this module."""
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = SentenceTransformerEncoder()
-    return _ENCODER
-
-
-@dataclass(frozen=True)
-class Record:
-    """A minimal Scorable."""
-
-    prompt: str
-    response: str
-    context: tuple[str, ...] = ()
 
 
 class FixedLexical:
