@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.builders import prometheus, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import dashboard as model
@@ -212,3 +212,8 @@ class Board:
     def build(self) -> model.Dashboard:
         """The dashboard model."""
         return self.builder.build()
+
+
+def series(title: str, unit: str) -> timeseries.Panel:
+    """A half-width (12 of 24 columns, 8 rows high) time series panel in ``unit``, its axis starting at 0."""
+    return timeseries.Panel().title(title).unit(unit).min(0).span(12).height(8)

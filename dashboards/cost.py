@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
+from grafana_foundation_sdk.builders import bargauge, stat, table
 from grafana_foundation_sdk.models import common as cm
 
-from dashboards.common import DASHED, Board, prop, thresholds, where
+from dashboards.common import DASHED, Board, prop, series, thresholds, where
 
 UID = "lookout-cost"
 
@@ -46,13 +46,8 @@ def build(database: str, budget_usd_per_day: float) -> Board:
     )
     title = "Burn rate vs budget by tenant"
     board.add(
-        timeseries.Panel()
-        .title(title)
+        series(title, "currencyUSD")
         .description("Spend per interval extrapolated to USD per day, per tenant; the dashed line is the budget.")
-        .unit("currencyUSD")
-        .min(0)
-        .span(12)
-        .height(8)
         .override_by_name("budget_usd_per_day", [DASHED])
         .with_target(
             board.sql(
@@ -96,13 +91,7 @@ def build(database: str, budget_usd_per_day: float) -> Board:
     )
     title = "Tokens by model"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("short")
-        .min(0)
-        .span(12)
-        .height(8)
-        .with_target(
+        series(title, "short").with_target(
             board.sql(
                 title,
                 "SELECT $__timeInterval(ts) AS time, model, "
@@ -115,13 +104,8 @@ def build(database: str, budget_usd_per_day: float) -> Board:
     )
     title = "Spend by tenant"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("currencyUSD")
-        .min(0)
+        series(title, "currencyUSD")
         .draw_style(cm.GraphDrawStyle.BARS)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,

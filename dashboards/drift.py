@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 
-from dashboards.common import DASHED, Board, thresholds, where
+from dashboards.common import DASHED, Board, series, thresholds, where
 
 UID = "lookout-drift"
 
@@ -17,17 +17,12 @@ def _novelty(board: Board, records: str) -> None:
     """Novel prompts: the share flagged per stream, and the most novel prompts (``v_records.novelty``)."""
     title = "Novel prompt rate"
     board.add(
-        timeseries.Panel()
-        .title(title)
+        series(title, "percent")
         .description(
             "Share of prompts farther from their stream's reference than drift.novelty_percentile of the "
             "reference's own held-out prompts (about 1% when traffic looks like the reference). Records scored "
             "before their stream's reference was ready have no novelty and are not counted."
         )
-        .unit("percent")
-        .min(0)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,

@@ -7,10 +7,10 @@ the items of the ``missed`` review queue: negative feedback on records no detect
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders import stat, table
 from grafana_foundation_sdk.models import common as cm
 
-from dashboards.common import Board, prop, thresholds, where
+from dashboards.common import Board, prop, series, thresholds, where
 
 F = where("tenant", "model", "route")
 RANGE = "$__timeFilter(ts)"
@@ -79,13 +79,8 @@ def add_panels(board: Board, thumbs_down_pct: float) -> Board:
     )
     title = "Thumbs-down rate over time"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("percent")
-        .min(0)
+        series(title, "percent")
         .max(100)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,

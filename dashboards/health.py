@@ -10,7 +10,7 @@ from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 
 from agent import metrics as m
-from dashboards.common import Board, promql, thresholds
+from dashboards.common import Board, promql, series, thresholds
 
 UID = "lookout-health"
 
@@ -102,43 +102,21 @@ def build(database: str, lag_threshold: int, dlq_rate_pct: float) -> Board:
 
     board.row("Kafka")
     board.add(
-        timeseries.Panel()
-        .title("Consumer lag per partition")
+        series("Consumer lag per partition", "short")
         .description("High watermark minus position, per partition.")
-        .unit("short")
-        .min(0)
-        .span(12)
-        .height(8)
         .with_target(promql(f"sum by (topic, partition) ({m.CONSUMER_LAG}{T})", "{{topic}}/{{partition}}"))
     )
     board.add(
-        timeseries.Panel()
-        .title("Throughput")
-        .unit("ops")
-        .min(0)
-        .span(12)
-        .height(8)
+        series("Throughput", "ops")
         .with_target(promql(_rate(m.RECORDS_CONSUMED), "consumed {{topic}}", "A"))
         .with_target(promql(_rate(m.RECORDS_SCORED), "scored {{topic}}", "B"))
         .with_target(promql(_rate(m.RECORDS_DEAD_LETTERED), "dead-lettered {{topic}}", "C"))
     )
     board.add(
-        timeseries.Panel()
-        .title("Flagged per detector")
-        .unit("ops")
-        .min(0)
-        .span(12)
-        .height(8)
-        .with_target(promql(_rate(m.RECORDS_FLAGGED, "detector"), "{{detector}}"))
+        series("Flagged per detector", "ops").with_target(promql(_rate(m.RECORDS_FLAGGED, "detector"), "{{detector}}"))
     )
     board.add(
-        timeseries.Panel()
-        .title("DLQ rate")
-        .unit("percent")
-        .min(0)
-        .span(12)
-        .height(8)
-        .with_target(
+        series("DLQ rate", "percent").with_target(
             promql(
                 f"100 * {_rate(m.RECORDS_DEAD_LETTERED)} / {_rate(m.RECORDS_CONSUMED)}",
                 "{{topic}}",
@@ -177,37 +155,22 @@ def build(database: str, lag_threshold: int, dlq_rate_pct: float) -> Board:
         .with_target(promql(_quantile(0.95, m.SINK_WRITE_DURATION, "sink", J), "{{sink}}"))
     )
     board.add(
-        timeseries.Panel()
-        .title("Errors")
+        series("Errors", "ops")
         .description("Failed sink writes (each retried) and commits refused after a rebalance, per second.")
-        .unit("ops")
-        .min(0)
-        .span(12)
-        .height(8)
         .with_target(promql(_rate(m.SINK_WRITE_FAILURES, "sink", J), "write failures {{sink}}", "A"))
         .with_target(promql(_rate(m.COMMIT_FAILURES), "commit failures {{topic}}", "B"))
     )
     board.add(
-        timeseries.Panel()
-        .title("Restarts")
-        .unit("short")
-        .min(0)
+        series("Restarts", "short")
         .draw_style(cm.GraphDrawStyle.BARS)
-        .span(12)
-        .height(8)
         .with_target(promql(f"sum by (instance) (changes({m.PROCESS_START}{J}[$__rate_interval]))", "{{instance}}"))
     )
 
     board.row("Stored runs and dead letters")
     title = "Dead letters by reason"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("short")
-        .min(0)
+        series(title, "short")
         .draw_style(cm.GraphDrawStyle.BARS)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import bargauge, histogram, stat, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 
-from dashboards.common import Board, thresholds, where
+from dashboards.common import Board, series, thresholds, where
 
 UID = "lookout-quality"
 
@@ -75,16 +75,11 @@ def _repetition_and_tone(board: Board) -> None:
     """Degenerate output (loops, the same answer to different prompts) and the tone of responses over time."""
     title = "Repetition and near-duplicates by model"
     board.add(
-        timeseries.Panel()
-        .title(title)
+        series(title, "percent")
         .description(
             "Share of responses flagged repetition (repeated n-grams, a loop at the end) and near_duplicate "
             "(the same answer as a recent response to a different prompt), per model."
         )
-        .unit("percent")
-        .min(0)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,
@@ -154,13 +149,7 @@ def build(database: str) -> Board:
     )
     title = "Flag rate over time"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("percent")
-        .min(0)
-        .span(12)
-        .height(8)
-        .with_target(
+        series(title, "percent").with_target(
             board.sql(
                 title,
                 f"SELECT $__timeInterval(ts) AS time, {RATES} FROM {{db}}.v_records WHERE {RANGE} AND {F} "
@@ -172,13 +161,8 @@ def build(database: str) -> Board:
     )
     title = "Flagged per minute"
     board.add(
-        timeseries.Panel()
-        .title(title)
+        series(title, "short")
         .description("Records with at least one flag, per minute, by detector.")
-        .unit("short")
-        .min(0)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,
@@ -194,13 +178,7 @@ def build(database: str) -> Board:
     for detector in ("toxicity", "hallucination"):
         title = f"{detector.capitalize()} rate by model"
         board.add(
-            timeseries.Panel()
-            .title(title)
-            .unit("percent")
-            .min(0)
-            .span(12)
-            .height(8)
-            .with_target(
+            series(title, "percent").with_target(
                 board.sql(
                     title,
                     f"SELECT $__timeInterval(ts) AS time, model, {_rate(detector)} AS {detector}_pct "

@@ -6,10 +6,10 @@ An item is in the backlog until it has a label.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
+from grafana_foundation_sdk.builders import bargauge, stat, table
 from grafana_foundation_sdk.models import common as cm
 
-from dashboards.common import Board, prop, thresholds, where
+from dashboards.common import Board, prop, series, thresholds, where
 
 UID = "lookout-review"
 
@@ -93,12 +93,7 @@ def build(database: str, sla_minutes: int) -> Board:
     )
     title = "Enqueued vs labeled"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("short")
-        .min(0)
-        .span(12)
-        .height(8)
+        series(title, "short")
         .with_target(
             board.sql(
                 title,
@@ -121,13 +116,7 @@ def build(database: str, sla_minutes: int) -> Board:
     )
     title = "Labels per hour per annotator"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("short")
-        .min(0)
-        .span(12)
-        .height(8)
-        .with_target(
+        series(title, "short").with_target(
             board.sql(
                 title,
                 "SELECT $__timeInterval(labeled_at) AS time, annotator, count() * 3600 / $__interval_s "
@@ -159,13 +148,8 @@ def build(database: str, sla_minutes: int) -> Board:
     )
     title = "Confirm rate over time"
     board.add(
-        timeseries.Panel()
-        .title(title)
-        .unit("percent")
-        .min(0)
+        series(title, "percent")
         .max(100)
-        .span(12)
-        .height(8)
         .with_target(
             board.sql(
                 title,
