@@ -14,6 +14,13 @@ The head (``detectors/heads/relevance.json``, model card ``relevance.md``) reads
     ``how much``/``how long``/``how old`` → a number, ``who``/``where``/``which`` → a name) and the response
     contains one; -1 when it asks and the response has none; 0 when the prompt asks for no such type.
 
+Conversations: when the record has earlier turns (``history``), a follow-up like "So how much water?" is read
+with the turn before it. ``cosine`` is the larger of the prompt's cosine and the cosine to the normalised sum
+of the prompt's, the previous user turn's and the previous assistant turn's embeddings; ``prompt_recall`` the
+larger of the prompt's recall and that of the previous user turn joined with the prompt. The earlier turns are
+embedded through the batch (a conversation logged turn by turn has them in the encoder cache already: they were
+the previous record's prompt and response). One-shot records score exactly as before.
+
 A length feature (log response/prompt length ratio) was tried and dropped: on the training data (HaluEval,
 short-span right answers) it learns "shorter is more relevant", the opposite of WikiQA, and cost 0.06 MAP on
 WikiQA-train. Blank prompts or responses score ``None``. Texts longer than ``MAX_LEXICAL_CHARS`` are cut for the lexical
@@ -30,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.head import LogisticHead
-from detectors.types import Batch, Score, TextField
+from detectors.types import Batch, Score, TextField, Turn, Vectors
 
 HEAD_NAME = "relevance"
 """The bundled head's file stem (``detectors/heads/relevance.json``)."""
@@ -119,16 +126,53 @@ def _answer_type(prompt: str, response: str) -> float:
     return 1.0 if found else -1.0
 
 
+def _recall(asked: set[str], answered: set[str]) -> float:
+    return len(asked & answered) / len(asked) if asked else 0.0
+
+
 def compute_features(
-    prompts: Sequence[str], responses: Sequence[str], cosines: Sequence[float] | NDArray[np.float64]
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    cosines: Sequence[float] | NDArray[np.float64],
+    earlier: Sequence[str] | None = None,
 ) -> NDArray[np.float64]:
-    """One row of :data:`FEATURES` per (prompt, response, cosine of their embeddings)."""
+    """One row of :data:`FEATURES` per (prompt, response, cosine of their embeddings).
+
+    ``earlier`` holds, per record, the previous user turn ('' for none); ``cosines`` must then already be the
+    conversation cosine of :func:`conversation_cosine`.
+    """
+    before = [""] * len(prompts) if earlier is None else earlier
     rows = []
-    for prompt, response, cos in zip(prompts, responses, cosines, strict=True):
+    for prompt, response, cos, prev in zip(prompts, responses, cosines, before, strict=True):
+        answered = _content_words(response)
         asked = _content_words(prompt)
-        recall = len(asked & _content_words(response)) / len(asked) if asked else 0.0
+        recall = _recall(asked, answered)
+        if prev:
+            recall = max(recall, _recall(asked | _content_words(prev), answered))
         rows.append([float(cos), recall, _answer_type(prompt, response)])
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+
+
+def previous_turns(history: Sequence[Turn]) -> tuple[str, str]:
+    """The last user turn and the last assistant turn of ``history`` ('' when there is none)."""
+    user = next((t.content for t in reversed(history) if t.role == "user" and t.content.strip()), "")
+    assistant = next((t.content for t in reversed(history) if t.role == "assistant" and t.content.strip()), "")
+    return user, assistant
+
+
+def conversation_cosine(prompt: Vectors, response: Vectors, user: Vectors, assistant: Vectors) -> NDArray[np.float64]:
+    """Per row, the larger of cos(prompt, response) and cos(prompt + user + assistant, response).
+
+    ``user``/``assistant`` are the previous turns' embeddings, zero rows where a record has no such turn (a
+    record with neither gets its plain cosine).
+    """
+    plain = np.einsum("ij,ij->i", prompt, response).astype(np.float64)
+    joined = (prompt + user + assistant).astype(np.float64)
+    norms = np.linalg.norm(joined, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ctx = np.einsum("ij,ij->i", joined, response) / norms
+    out: NDArray[np.float64] = np.where(np.isfinite(ctx), np.maximum(plain, ctx), plain)
+    return out
 
 
 class EmbeddingRelevance:
@@ -158,10 +202,22 @@ class EmbeddingRelevance:
             return []
         prompts = [item.prompt for item in batch.items]
         responses = [item.response for item in batch.items]
-        cos = np.einsum("ij,ij->i", batch.embeddings("prompt"), batch.embeddings("response")).astype(np.float64)
-        probs = self.head.predict_proba(compute_features(prompts, responses, cos))
+        users, assistants = zip(*(previous_turns(item.history) for item in batch.items), strict=True)
+        ep, er = batch.embeddings("prompt"), batch.embeddings("response")
+        cos = conversation_cosine(ep, er, *self._turn_vectors(batch, users, assistants))
+        probs = self.head.predict_proba(compute_features(prompts, responses, cos, users))
         out = []
         for prompt, response, value in zip(prompts, responses, probs, strict=True):
             blank = not prompt.strip() or not response.strip()
             out.append(Score(None if blank or not math.isfinite(value) else float(np.clip(value, 0.0, 1.0))))
         return out
+
+    @staticmethod
+    def _turn_vectors(batch: Batch, users: Sequence[str], assistants: Sequence[str]) -> tuple[Vectors, Vectors]:
+        """Embeddings of the previous user and assistant turns in one batch call, zero rows for ''."""
+        texts = [*users, *assistants]
+        out = np.zeros((len(texts), batch.embeddings("prompt").shape[1]), dtype=np.float32)
+        rows = [i for i, text in enumerate(texts) if text]
+        if rows:
+            out[rows] = batch.encode([texts[i] for i in rows])
+        return out[: len(users)], out[len(users) :]

@@ -19,12 +19,21 @@ _WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
+class Turn:
+    """A minimal :class:`~detectors.types.Turn`."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
 class Record:
-    """A minimal :class:`~detectors.types.Scorable`: prompt, response and optional context."""
+    """A minimal :class:`~detectors.types.Scorable`: prompt, response, optional context and earlier turns."""
 
     prompt: str
     response: str
     context: tuple[str, ...] = ()
+    history: tuple[Turn, ...] = ()
 
 
 class HashingEncoder:

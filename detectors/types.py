@@ -20,6 +20,20 @@ Vectors = NDArray[np.float32]
 """Rows of L2-normalised embeddings."""
 
 
+class Turn(Protocol):
+    """One earlier chat turn (the agent's ``Message`` satisfies it)."""
+
+    @property
+    def role(self) -> str:
+        """``system``, ``user``, ``assistant``, ``tool``..."""
+        ...
+
+    @property
+    def content(self) -> str:
+        """Text of the turn."""
+        ...
+
+
 class Scorable(Protocol):
     """The view of a record a detector gets (the agent's ``Sample`` satisfies it)."""
 
@@ -36,6 +50,11 @@ class Scorable(Protocol):
     @property
     def context(self) -> tuple[str, ...]:
         """Retrieved passages given to the model (RAG); empty when none."""
+        ...
+
+    @property
+    def history(self) -> Sequence[Turn]:
+        """The conversation's other turns (system prompt, earlier turns), in order; empty for one-shot prompts."""
         ...
 
 

@@ -28,6 +28,16 @@ Cursor = tuple[datetime, str]
 
 
 @dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """One element of a stored record's ``history``."""
+
+    role: str
+    """Speaker role."""
+    content: str
+    """Text of the turn."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredRecord:
     """One row of ``v_records`` as the evaluators see it (it satisfies the detectors' ``Scorable``)."""
 
@@ -55,6 +65,8 @@ class StoredRecord:
     """Detector → version that produced the stored score."""
     flags: tuple[str, ...] = ()
     """Detectors that flagged it at ingest."""
+    history: tuple[StoredTurn, ...] = ()
+    """Earlier turns of the conversation ('' contents once the raw-text TTL removed them)."""
 
     @property
     def has_text(self) -> bool:
@@ -120,7 +132,7 @@ def iter_pages(
     scores = score_columns(client, db)
     cond, params = where(filt, db)
     columns = ["id", "ts", "tenant", "model", "route", "prompt", "response", "context", "metadata",
-               "detector_versions", "flags", *scores]  # fmt: skip
+               "detector_versions", "flags", "history", *scores]  # fmt: skip
     while True:
         page_cond = cond
         page_params = {**params, "n": page_size}
@@ -145,7 +157,7 @@ def iter_pages(
 
 
 def _record(row: Sequence[Any], scores: list[str]) -> StoredRecord:
-    rid, ts, tenant, model, route, prompt, response, context, metadata, versions, flags = row[:11]
+    rid, ts, tenant, model, route, prompt, response, context, metadata, versions, flags, history = row[:12]
     return StoredRecord(
         id=rid,
         ts=utc(ts),
@@ -156,10 +168,18 @@ def _record(row: Sequence[Any], scores: list[str]) -> StoredRecord:
         response=response,
         context=tuple(context),
         metadata=dict(metadata),
-        scores={name: (None if v is None else float(v)) for name, v in zip(scores, row[11:], strict=True)},
+        scores={name: (None if v is None else float(v)) for name, v in zip(scores, row[12:], strict=True)},
         versions=dict(versions),
         flags=tuple(flags),
+        history=tuple(_turn(t) for t in history),
     )
+
+
+def _turn(value: Any) -> StoredTurn:
+    """A ``history`` element: a named tuple comes back as a dict, a plain one as a tuple."""
+    if isinstance(value, Mapping):
+        return StoredTurn(str(value["role"]), str(value["content"]))
+    return StoredTurn(str(value[0]), str(value[1]))
 
 
 def load_embeddings(client: Client, db: str, ids: Sequence[str], field: TextField, encoder: str) -> dict[str, Vectors]:

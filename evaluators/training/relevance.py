@@ -11,7 +11,12 @@ Training data is redistributable only: ``hallucination/halueval_qa`` (HaluEval, 
   answer to another question); and (``TOPICAL``) the sentences of the question's own knowledge passage that
   do not contain the right answer: on topic, but they do not answer it (WikiQA's kind of negative).
 
-hh-rlhf traffic is unlabeled and is not used. WikiQA (research-only) chose the feature set, the negative mix
+Conversations: ``traffic/hh_rlhf_harmless_base_test`` (Anthropic HH-RLHF, MIT) gives chat turns: every assistant
+reply (``chosen`` transcripts) is a positive for the user turn it follows, read with the earlier turns (see
+``detectors/relevance.py``), and ``HH_NEGATIVES`` replies from other conversations are its negatives. This
+teaches the head where 0.5 sits on chat traffic, which HaluEval's short answers do not; HaluEval keeps
+``1 - HH_SHARE`` of the total weight. Conversations are split by the same SHA-256 rule (key ``hh`` + first
+user turn). WikiQA (research-only) chose the feature set, the negative mix
 and the hard-negative rule on WikiQA-train only (see the model card); its dev part is only evaluated; nothing
 from WikiQA is fitted into the shipped weights or committed.
 
@@ -27,7 +32,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +40,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
-from detectors.relevance import FEATURES, compute_features
+from detectors.relevance import FEATURES, compute_features, conversation_cosine
 from detectors.types import Encoder, Vectors
 from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
 
 NAME = "relevance"
-DATE = "2026-11-26"
+DATE = "2026-11-27"
 HELD_OUT_BUCKETS = 3
 """Groups whose hash mod 10 is below this are held out (≈30 %)."""
 NEG_RANDOM = 2
@@ -51,8 +56,17 @@ TOPICAL = True
 """Whether knowledge sentences of the question's own passage that lack the answer are negatives."""
 C = 1.0
 """Inverse L2 strength of the logistic regression."""
+HH_SHARE = 0.25
+"""Share of the total training weight on HH-RLHF conversation turns (the rest on HaluEval)."""
+HH_NEGATIVES = 2
+"""Other conversations' replies per HH-RLHF turn."""
+HH_FILE = Path("traffic") / "hh_rlhf_harmless_base_test" / "test.jsonl"
 WIKIQA_PUBLISHED = {"MAP": "CNN-Cnt 0.659 (Yang et al. 2015, test)", "MRR": "CNN-Cnt 0.674 (Yang et al. 2015, test)"}
-LICENSES = {"halueval_qa": "MIT (Copyright (c) 2020 RUCAIBox)"}
+LICENSES = {
+    "halueval_qa": "MIT (Copyright (c) 2020 RUCAIBox)",
+    "hh_rlhf_harmless_base_test": "MIT (Copyright (c) 2022 Anthropic)",
+}
+_TURN = re.compile(r"\n\n(Human|Assistant): ?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)\]][.!?])(?=[A-Z])")
 
 
@@ -121,6 +135,25 @@ class Pairs:
     responses: list[str]
     labels: list[int]
     kinds: list[str]
+    users: list[str] = field(default_factory=list)
+    """Previous user turn per pair ('' for none; an empty list means none for every pair)."""
+    assistants: list[str] = field(default_factory=list)
+    """Previous assistant turn per pair, like ``users``."""
+
+    def __add__(self, other: Pairs) -> Pairs:
+        return Pairs(
+            self.prompts + other.prompts,
+            self.responses + other.responses,
+            self.labels + other.labels,
+            self.kinds + other.kinds,
+            self.earlier("users") + other.earlier("users"),
+            self.earlier("assistants") + other.earlier("assistants"),
+        )
+
+    def earlier(self, which: str) -> list[str]:
+        """``users`` or ``assistants``, one entry per pair."""
+        turns: list[str] = getattr(self, which)
+        return turns or [""] * len(self.prompts)
 
 
 def make_pairs(
@@ -180,8 +213,80 @@ def featurize(pairs: Pairs, encoder: Encoder, cache_dir: Path | None) -> NDArray
     """Feature rows of ``pairs`` (cosines from cached embeddings)."""
     pv = encode_unique(encoder, pairs.prompts, cache_dir)
     rv = encode_unique(encoder, pairs.responses, cache_dir)
-    cos = np.einsum("ij,ij->i", pv, rv).astype(np.float64)
-    return compute_features(pairs.prompts, pairs.responses, cos)
+    users, assistants = pairs.earlier("users"), pairs.earlier("assistants")
+    cos = conversation_cosine(pv, rv, _turn_rows(encoder, users, pv, cache_dir),
+                              _turn_rows(encoder, assistants, pv, cache_dir))  # fmt: skip
+    return compute_features(pairs.prompts, pairs.responses, cos, users)
+
+
+def _turn_rows(encoder: Encoder, texts: Sequence[str], like: Vectors, cache_dir: Path | None) -> Vectors:
+    out = np.zeros_like(like)
+    rows = [i for i, t in enumerate(texts) if t]
+    if rows:
+        out[rows] = encode_unique(encoder, [texts[i] for i in rows], cache_dir)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HH-RLHF user turn, the reply to it and the two turns before it."""
+
+    group: str
+    """Split key: ``hh`` and the conversation's first user turn."""
+    user: str
+    """Previous user turn ('' for the first)."""
+    assistant: str
+    """Previous assistant turn ('' for the first)."""
+    prompt: str
+    """The user turn."""
+    reply: str
+    """The assistant's reply to it."""
+
+
+def load_hh(path: Path) -> list[Exchange]:
+    """Every (user turn, assistant reply) of the ``chosen`` transcripts, with the two turns before it."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        parts = _TURN.split(json.loads(line)["chosen"])[1:]
+        turns = [
+            ("user" if who == "Human" else "assistant", text.strip())
+            for who, text in zip(parts[::2], parts[1::2], strict=False)
+        ]
+        if not turns:
+            continue
+        group = "hh\n" + turns[0][1]
+        for k in range(1, len(turns)):
+            (role, prompt), (reply_role, reply) = turns[k - 1], turns[k]
+            if role != "user" or reply_role != "assistant" or not prompt or not reply:
+                continue
+            user = next((t for r, t in reversed(turns[: k - 1]) if r == "user"), "")
+            assistant = next((t for r, t in reversed(turns[: k - 1]) if r == "assistant"), "")
+            out.append(Exchange(group, user, assistant, prompt, reply))
+    return out
+
+
+def hh_pairs(exchanges: Sequence[Exchange], seed: int, negatives: int = HH_NEGATIVES) -> Pairs:
+    """Each exchange's own reply (1) and ``negatives`` replies of other conversations (0), same turns before."""
+    rng = np.random.default_rng(seed)
+    groups = np.asarray([e.group for e in exchanges])
+    out = Pairs([], [], [], [], [], [])
+    for e in exchanges:
+        follow = "follow-up" if e.user else "first turn"
+        others = np.flatnonzero(groups != e.group)
+        replies = [exchanges[k].reply for k in rng.choice(others, size=min(negatives, len(others)), replace=False)]
+        for reply, label, kind in [
+            (e.reply, 1, f"hh {follow} reply"),
+            *((r, 0, f"hh {follow} other reply") for r in replies),
+        ]:
+            out.prompts.append(e.prompt)
+            out.responses.append(reply)
+            out.labels.append(label)
+            out.kinds.append(kind)
+            out.users.append(e.user)
+            out.assistants.append(e.assistant)
+    return out
 
 
 def _split(questions: Sequence[Question]) -> tuple[list[Question], list[Question]]:
@@ -192,19 +297,37 @@ def _split(questions: Sequence[Question]) -> tuple[list[Question], list[Question
 def fit(
     pairs: Pairs, x: NDArray[np.float64], seed: int, c: float = C, columns: Sequence[int] | None = None
 ) -> LogisticHead:
-    """Fit with positives and negatives given equal total weight (0.5 between the classes)."""
+    """Fit with positives and negatives of each source given equal weight (0.5 between the classes).
+
+    HH-RLHF pairs (kinds ``hh ...``), when present, carry :data:`HH_SHARE` of the total weight, HaluEval the rest.
+    """
     y = np.asarray(pairs.labels)
-    w = np.where(y == 1, len(y) / (2 * max(1, y.sum())), len(y) / (2 * max(1, (1 - y).sum()))).astype(np.float64)
+    hh = np.asarray([k.startswith("hh ") for k in pairs.kinds], dtype=bool)
+    w = np.zeros(len(y), dtype=np.float64)
+    for source, share in ((~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE)):
+        for label in (0, 1):
+            mask = source & (y == label)
+            if mask.any():
+                w[mask] = share * len(y) / (2 * mask.sum())
     cols = list(range(len(FEATURES))) if columns is None else list(columns)
     names = [FEATURES[i] for i in cols]
     return fit_logistic(x[:, cols], y, names, name=NAME, version="pending", c=c, seed=seed, sample_weight=w)
+
+
+def _load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
+    path = data_dir / HH_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"the relevance head trains on HH-RLHF turns too: {path} is missing")
+    exchanges = load_hh(path)
+    return [e for e in exchanges if not held_out(e.group)], [e for e in exchanges if held_out(e.group)]
 
 
 def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
     """Fit the head on the train part of HaluEval QA; held-out metrics go in meta."""
     questions = load_halueval(data_dir / "hallucination" / "halueval_qa")
     train_q, _ = _split(questions)
-    pairs = make_pairs(train_q, encoder, cache_dir, seed)
+    train_hh, _ = _load_hh_split(data_dir)
+    pairs = make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed)
     head = fit(pairs, featurize(pairs, encoder, cache_dir), seed)
     kinds = {k: pairs.kinds.count(k) for k in dict.fromkeys(pairs.kinds)}
     meta: dict[str, Any] = {
@@ -213,13 +336,17 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "encoder": encoder.name,
         "c": C,
         "train_questions": len(train_q),
+        "train_hh_turns": len(train_hh),
+        "hh_share": HH_SHARE,
         "train_pairs": kinds,
         "licenses": LICENSES,
         "labels": "1 = the question's own answer (right or hallucinated) or its knowledge sentence holding the "
         f"right answer; 0 = other questions' answers/knowledge sentences ({NEG_RANDOM} random + {NEG_HARD} "
-        "nearest to the own answers by cosine) and own-passage sentences without the answer",
-        "weighting": "positives and negatives carry equal total weight",
-        "split": "sha256('halueval\\n' + knowledge + '\\n' + question) % 10 < 3 held out",
+        "nearest to the own answers by cosine) and own-passage sentences without the answer; HH-RLHF: 1 = the "
+        f"reply to the user turn, 0 = {HH_NEGATIVES} replies from other conversations",
+        "weighting": f"within each source positives and negatives carry equal weight; HH-RLHF {HH_SHARE} of the total",
+        "split": "sha256('halueval\\n' + knowledge + '\\n' + question) % 10 < 3 held out; HH-RLHF by "
+        "sha256('hh\\n' + first user turn)",
         "retrain": "lookout train-heads --data DIR",
     }
     head = released(head, DATE, meta)
@@ -312,6 +439,28 @@ def _evaluate_with(head: LogisticHead, data_dir: Path, encoder: Encoder, cache_d
         ours_m, base_m = _classification(y, p_all[mask]), _classification(y, cos_all[mask])
         label = f"halueval_qa held-out 30 %: {what} (n={int(mask.sum())})"
         rows.extend(EvalRow(NAME, label, m, ours_m[m], base_m[m]) for m in ("AUC", "F1@0.5", "balanced accuracy"))
+    rows.extend(_hh_rows(head, data_dir, encoder, cache_dir))
+    return rows
+
+
+def _hh_rows(head: LogisticHead, data_dir: Path, encoder: Encoder, cache_dir: Path | None) -> list[EvalRow]:
+    """Held-out HH-RLHF turns: the reply vs another conversation's reply, first turns and follow-ups apart."""
+    _, held = _load_hh_split(data_dir)
+    pairs = hh_pairs(held, seed=12345, negatives=1)
+    p_all = head.predict_proba(featurize(pairs, encoder, cache_dir))
+    plain = np.einsum(
+        "ij,ij->i", encode_unique(encoder, pairs.prompts, cache_dir), encode_unique(encoder, pairs.responses, cache_dir)
+    )
+    cos_all = np.clip(plain.astype(np.float64), 0.0, 1.0)
+    kinds = np.asarray(pairs.kinds)
+    y_all = np.asarray(pairs.labels)
+    rows: list[EvalRow] = []
+    for turn, what in (("first turn", "first turns"), ("follow-up", "follow-up turns (earlier turns given)")):
+        mask = np.char.find(kinds.astype(str), turn) >= 0
+        y = y_all[mask]
+        ours_m, base_m = _classification(y, p_all[mask]), _classification(y, cos_all[mask])
+        label = f"hh-rlhf held-out 30 %, {what}: reply vs another conversation's reply (n={int(mask.sum())})"
+        rows.extend(EvalRow(NAME, label, m, ours_m[m], base_m[m]) for m in ("AUC", "F1@0.5", "balanced accuracy"))
     return rows
 
 
@@ -335,6 +484,8 @@ def model_card(head: LogisticHead) -> str:
         weights=weights,
         intercept=head.intercept,
         questions=meta.get("train_questions", 0),
+        hh_turns=meta.get("train_hh_turns", 0),
+        hh_share=meta.get("hh_share", HH_SHARE),
         pairs=pairs,
         metrics=metrics,
     )
@@ -357,9 +508,12 @@ features documented in `detectors/relevance.py`:
 intercept {intercept:+.3f}
 
 - `cosine`: cosine of the prompt's and the response's all-MiniLM-L6-v2 embeddings (the batch's shared
-  vectors; no extra encoder call).
+  vectors; no extra encoder call). In a conversation, the larger of that and the cosine to the normalised sum
+  of the prompt's, the previous user turn's and the previous assistant turn's embeddings, so a follow-up
+  ("So how much water?") is read with the turn before it.
 - `prompt_recall`: fraction of the prompt's content words found in the response (the "Cnt" of WikiQA's
-  CNN-Cnt).
+  CNN-Cnt); in a conversation, the larger of that and the recall of the previous user turn's and the
+  prompt's words together.
 - `answer_type`: +1 / -1 when the prompt asks for a date, a number or a name (when / how many / who, where,
   which) and the response has / lacks one; 0 otherwise.
 
@@ -367,8 +521,9 @@ A log length ratio (response/prompt words) was tried and dropped: on HaluEval it
 (right answers are short spans) and cost 0.06 MAP on WikiQA-train.
 
 ## Data and licenses
-Fitted only on HaluEval QA (`hallucination/halueval_qa`, MIT, Copyright (c) 2020 RUCAIBox), train part:
-{questions} questions. Pairs: {pairs}.
+Fitted on HaluEval QA (`hallucination/halueval_qa`, MIT, Copyright (c) 2020 RUCAIBox), train part:
+{questions} questions, and on {hh_turns} user turns of HH-RLHF conversations (`traffic/hh_rlhf_harmless_base_test`,
+MIT, Copyright (c) 2022 Anthropic), train part. Pairs: {pairs}.
 
 - Positives: the question's right answer, its hallucinated answers from the one-turn and multi-turn files
   (a wrong answer still addresses the question; correctness is the `hallucination` detector's job), and the
@@ -378,22 +533,33 @@ Fitted only on HaluEval QA (`hallucination/halueval_qa`, MIT, Copyright (c) 2020
   on the cosine feature itself: its weight fell to 0.08 or below 0 and WikiQA-train MAP to 0.52-0.70), and the
   sentences of the question's own knowledge passage that lack the answer (on topic, not an answer: WikiQA's
   kind of negative).
-- Positives and negatives carry equal total weight, so 0.5 sits between them. C = 1.
-- hh-rlhf traffic is unlabeled and not used. WikiQA (Microsoft, research-only) was used only to choose the
+- HH-RLHF: each assistant reply (`chosen` transcripts) is a positive for the user turn before it, read with the
+  earlier turns; 2 replies from other conversations are its negatives. HaluEval's short answers alone put
+  0.5 too high for chat: the HaluEval-only head with conversation features flagged 39-40 % of held-out HH
+  replies (first turns and follow-ups); without the conversation features it flagged 58 % of follow-ups (a
+  random 3,000-turn sample).
+- Within each source positives and negatives carry equal weight, so 0.5 sits between them; HH-RLHF carries
+  {hh_share:.0%} of the total weight (chosen on WikiQA-train MAP and the HH train part: 50 % cost 0.01 MAP). C = 1.
+- WikiQA (Microsoft, research-only) was used only to choose the
   features, the negative mix and hard-negative rule, on 700 WikiQA-train questions with an answer (random
   subsample, seed 0): cosine alone MAP 0.705; this recipe 0.710; the same features fitted *on* WikiQA-train
   itself reach only 0.728 in-sample, the ceiling of this feature family. Nothing from WikiQA is in the
   weights or in the repository.
 
 Split: SHA-256 of `halueval\\n<knowledge>\\n<question>` mod 10 < 3 is held out (≈30 %, the hallucination head's
-split); held-out negatives come from held-out questions only. No setting was tuned on the held-out part.
+split); HH-RLHF conversations by SHA-256 of `hh\\n<first user turn>` the same way; held-out negatives come from
+held-out questions and conversations only. The demo sample replays HH-RLHF test conversations, some of them in
+the train part. No setting was tuned on the held-out part.
 
 ## Held-out metrics
 Baseline = raw MiniLM cosine of prompt and response (clipped to 0..1, thresholded at 0.5 for F1 / balanced
 accuracy). Ranking metrics are unchanged by any monotone map of cosine, so only the lexical features can
 move MAP/MRR. WikiQA dev is ranked per question (questions with at least one correct sentence). The target
 MAP ≥ 0.78 is **not** reached: +0.01 over cosine is what this feature family gives; a cross-encoder or a
-QA-trained encoder is needed for more. Published CNN-Cnt figures are on WikiQA *test*.
+QA-trained encoder is needed for more. Also tried on WikiQA-train (2026-11-27) and not adopted: token-level
+MaxSim of MiniLM token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.710) and a
+head over the element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below
+cosine's 0.709). Published CNN-Cnt figures are on WikiQA *test*.
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
@@ -410,8 +576,13 @@ QA-trained encoder is needed for more. Published CNN-Cnt figures are on WikiQA *
 - Refusals ("I'm sorry, but I can't help with that") score low (≈0.2): they do not address the request.
   That is the contract, but the cause is a refusal: read the `refusal` column first (see the refusal
   detector); a relevance flag with refusal ≥ 0.5 is a refusal, not an off-topic answer.
-- Multi-turn context is not seen: only the last user message is the prompt, so "yes, do that" prompts get
-  low recall and cosine.
+- Only the previous user and assistant turns are read: a reply that picks up a topic from three turns back,
+  or a prompt whose `messages` put assistant turns after the last user turn, is read without that context.
+- Chat replies that deflect or ask back ("Why do you want to know?", "What do you mean?") share little with
+  the request and score below 0.5: the head flags 35 % of held-out HH-RLHF first-turn replies and 30 % of
+  follow-up replies (while 0.7 % / 2 % of other conversations' replies pass); 9 of 12 flags in a random sample
+  of them were deflections, ask-backs or hedges. Whether those "address the prompt" is a policy question:
+  raise or lower the threshold per route.
 - Lexical features are English-centric (stopword list, question words, capitalisation for names); other
   languages rely on cosine (MiniLM is mostly English).
 """

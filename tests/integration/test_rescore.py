@@ -16,11 +16,13 @@ from agent.export.select import ExportFilter
 from agent.sinks.clickhouse import RecordSink
 from agent.sinks.embeddings import EmbeddingSink, embedding_rows
 from agent.storage.client import Client
-from agent.types import Sample, ScoredSample
+from agent.types import Message, Sample, ScoredSample
+from detectors.encoder import build_batch
 from detectors.relevance import EmbeddingRelevance
 from detectors.testing import HashingEncoder
 from detectors.types import Batch, Detector, Score, Vectors
 from evaluators import rescore
+from evaluators.stored import iter_pages
 
 DB = "lookout"
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -189,3 +191,22 @@ class TestRescoreCli:
         assert second.returncode == 0, second.stderr
         assert "resumed, complete: scored 11, skipped (text expired) 1" in second.stderr
         assert "flag agreement" in second.stdout and "old-1" in second.stdout
+
+
+class TestStoredHistory:
+    """Stored records carry their earlier turns, so re-scoring a conversation matches scoring it live."""
+
+    def test_history_is_read_back_and_scores_as_at_ingest(self, client: Client) -> None:
+        """A record with two earlier turns reads back with them; relevance on it equals relevance on the Sample."""
+        turns = (Message("user", "What's a good name for my puppy?"), Message("assistant", "Biscuit, Luna or Max?"))
+        live = Sample(id="h-1", ts=T0, prompt="I like the second one.", response="Luna is a fine name.", history=turns)
+        RecordSink(client, DB, ["relevance"]).write(
+            [ScoredSample(live, {"relevance": 0.9}, {"relevance": "x"}, (), None)]
+        )
+        (stored,) = [r for page in iter_pages(client, DB, ExportFilter(), 100) for r in page if r.id == "h-1"]
+        assert [(t.role, t.content) for t in stored.history] == [(m.role, m.content) for m in turns]
+        detector, encoder = EmbeddingRelevance(), HashingEncoder()
+        again = detector.score(build_batch([stored], encoder, detector.needs))
+        bare = Sample(id="h-2", ts=T0, prompt=live.prompt, response=live.response)
+        assert again == detector.score(build_batch([live], encoder, detector.needs))
+        assert again != detector.score(build_batch([bare], encoder, detector.needs))

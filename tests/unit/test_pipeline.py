@@ -53,7 +53,9 @@ class TestScorer:
     def test_flags_follow_each_detector_direction(self) -> None:
         """High toxicity flags; low relevance flags; the reverse does not."""
         scorer = Scorer([LexicalToxicity(KeywordClassifier()), EmbeddingRelevance()], HashingEncoder())
-        good, bad = scorer.score([sample(0, response="cats are bad felines"), sample(1, response="zebra quantum")])
+        good, bad = scorer.score(
+            [sample(0, response="about cats: they are bad felines"), sample(1, response="zebra quantum")]
+        )
         assert good.flags == ("toxicity",)
         assert bad.flags == ("relevance",)
         assert good.scores["toxicity"] == pytest.approx(0.9)

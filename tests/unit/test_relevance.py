@@ -13,8 +13,8 @@ from conftest import real_encoder
 from agent.types import Sample
 from detectors.encoder import build_batch
 from detectors.head import LogisticHead
-from detectors.relevance import FEATURES, EmbeddingRelevance, compute_features
-from detectors.testing import HashingEncoder
+from detectors.relevance import FEATURES, EmbeddingRelevance, compute_features, conversation_cosine, previous_turns
+from detectors.testing import HashingEncoder, Record, Turn
 from detectors.types import Encoder
 from evaluators.training import relevance as training
 
@@ -98,7 +98,7 @@ class TestEmbeddingRelevance:
         detector = EmbeddingRelevance()
         assert detector.head.feature_names == FEATURES
         assert detector.version == f"head-{detector.head.version}"
-        assert detector.version.startswith("head-logit-2026-11-26-")
+        assert detector.version.startswith("head-logit-2026-11-27-")
         assert "EmbeddingRelevance(head='relevance'@" in repr(detector)
 
     def test_on_topic_answers_pass_and_off_topic_ones_flag(self) -> None:
@@ -133,6 +133,72 @@ class TestEmbeddingRelevance:
         other = LogisticHead("toxicity", "x", ("a",), np.zeros(1), np.ones(1), np.ones(1), 0.0)
         with pytest.raises(ValueError, match="not a relevance head"):
             EmbeddingRelevance(head=other)
+
+
+PUPPY = (Turn("user", "What's a good name for my new puppy?"), Turn("assistant", "How about Biscuit, Luna or Max?"))
+CACTUS = (
+    Turn("user", "How often should I water a cactus?"),
+    Turn("assistant", "Water a cactus about once every two weeks in summer, when the soil is dry."),
+)
+
+
+class TestConversation:
+    """Follow-up prompts are read with the previous user and assistant turns."""
+
+    def test_previous_turns_are_the_last_user_and_assistant_turns(self) -> None:
+        """System turns and blank turns are skipped; a one-shot record has none."""
+        history = (Turn("system", "Be brief."), *CACTUS, Turn("user", "Thanks."), Turn("assistant", "  "))
+        assert previous_turns(history) == ("Thanks.", CACTUS[1].content)
+        assert previous_turns(()) == ("", "")
+
+    def test_conversation_cosine_falls_back_to_plain_and_never_lowers_it(self) -> None:
+        """Zero turn rows give the plain cosine; with turns it is the max of plain and the joined cosine."""
+        rng = np.random.default_rng(0)
+        p, r, u = (rng.normal(size=(4, 8)).astype(np.float32) for _ in range(3))
+        p, r, u = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (p, r, u))
+        plain = np.einsum("ij,ij->i", p, r)
+        zero = np.zeros_like(p)
+        assert conversation_cosine(p, r, zero, zero) == pytest.approx(plain)
+        joined = conversation_cosine(p, r, u, zero)
+        assert (joined >= plain - 1e-9).all()
+        expected = np.einsum("ij,ij->i", (p + u) / np.linalg.norm(p + u, axis=1, keepdims=True), r)
+        assert joined == pytest.approx(np.maximum(plain, expected))
+        assert conversation_cosine(p, r, -p, zero) == pytest.approx(plain)  # prompt + turn = 0: plain, not NaN
+
+    def test_follow_up_passes_with_history_and_off_topic_reply_still_flags(self) -> None:
+        """'I like the second one.' flags alone but passes after the puppy-name turns; an unrelated reply flags."""
+        detector = EmbeddingRelevance()
+        items = [
+            Record(
+                "I like the second one.", "Luna is a lovely name for a puppy, short and easy to call.", history=PUPPY
+            ),
+            Record("I like the second one.", "Luna is a lovely name for a puppy, short and easy to call."),
+            Record(
+                "I like the second one.", "Photosynthesis turns carbon dioxide and water into sugar.", history=PUPPY
+            ),
+            Record(
+                "And in winter?", "In winter, water it once a month or less: the cactus is dormant.", history=CACTUS
+            ),
+            Record("And in winter?", "The stock market closed higher on Friday after strong earnings.", history=CACTUS),
+        ]
+        values = [s.value for s in detector.score(build_batch(items, real_encoder(), detector.needs))]
+        with_history, alone, off_topic, winter, market = values
+        assert with_history is not None and alone is not None and off_topic is not None
+        assert with_history >= 0.5 > alone and off_topic < 0.5, values
+        assert winter is not None and market is not None and winter >= 0.5 > market, values
+
+    def test_earlier_turns_are_encoded_once_through_the_batch(self) -> None:
+        """Two records sharing the same earlier turns add one encoder call with those two texts; none without."""
+        detector = EmbeddingRelevance()
+        encoder = HashingEncoder()
+        one_shot = [Record("What is rain?", "Water falling from clouds.")]
+        detector.score(build_batch(one_shot, encoder, detector.needs))
+        assert len(encoder.calls) == 1
+        encoder.calls.clear()
+        items = [Record("And in winter?", "Less water.", history=CACTUS), Record("Why?", "It rests.", history=CACTUS)]
+        detector.score(build_batch(items, encoder, detector.needs))
+        assert sorted(encoder.calls[1]) == sorted(t.content for t in CACTUS)
+        assert len(encoder.calls) == 2
 
 
 class TestTraining:
@@ -194,11 +260,59 @@ class TestTraining:
             else:
                 assert r not in q.answers + q.sentences
 
+    def _write_hh(self, path: Path, n: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [
+            json.dumps(
+                {
+                    "chosen": f"\n\nHuman: How do I plant tree{i}?\n\nAssistant: Dig a hole for tree{i} and water it."
+                    f"\n\nHuman: How deep?\n\nAssistant: Dig the tree{i} hole two feet deep.",
+                    "rejected": "\n\nHuman: x\n\nAssistant: y",
+                }
+            )
+            for i in range(n)
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def test_hh_turns_become_exchanges_with_earlier_turns(self, tmp_path: Path) -> None:
+        """Each user turn of a chosen transcript gives one exchange; a follow-up carries the turns before it."""
+        self._write_hh(tmp_path / "test.jsonl", 3)
+        first, follow = training.load_hh(tmp_path / "test.jsonl")[:2]
+        assert (first.user, first.assistant, first.prompt) == ("", "", "How do I plant tree0?")
+        assert follow.user == "How do I plant tree0?" and follow.assistant == "Dig a hole for tree0 and water it."
+        assert (follow.prompt, follow.reply) == ("How deep?", "Dig the tree0 hole two feet deep.")
+        assert first.group == follow.group
+
+    def test_hh_pairs_take_negatives_from_other_conversations(self, tmp_path: Path) -> None:
+        """Per exchange: its own reply (1) and two replies of other conversations (0), with the same earlier turns."""
+        self._write_hh(tmp_path / "test.jsonl", 5)
+        exchanges = training.load_hh(tmp_path / "test.jsonl")
+        pairs = training.hh_pairs(exchanges, seed=0)
+        assert pairs.labels.count(1) == 10 and pairs.labels.count(0) == 20
+        by_turn = {(e.prompt, e.user): e for e in exchanges}
+        owner = {e.reply: e.group for e in exchanges}
+        for prompt, reply, label, user, assistant in zip(
+            pairs.prompts, pairs.responses, pairs.labels, pairs.users, pairs.assistants, strict=True
+        ):
+            own = by_turn[(prompt, user)]
+            assert assistant == own.assistant
+            assert (reply == own.reply) == (label == 1)
+            assert (owner[reply] == own.group) == (label == 1)
+
     def test_train_writes_a_working_head(self, tmp_path: Path) -> None:
-        """train() on a small HaluEval-shaped folder gives a head the detector accepts, with metrics in meta."""
+        """train() on small HaluEval- and HH-RLHF-shaped folders gives a head the detector accepts, with metrics."""
         self._write_halueval(tmp_path / "hallucination" / "halueval_qa", 40)
+        self._write_hh(tmp_path / training.HH_FILE, 30)
         head = training.train(tmp_path, HashingEncoder(), seed=0)
-        assert head.feature_names == FEATURES and head.version.startswith("logit-2026-11-26-")
+        assert head.feature_names == FEATURES and head.version.startswith("logit-2026-11-27-")
         assert {m["metric"] for m in head.meta["held_out_metrics"]} == {"AUC", "F1@0.5", "balanced accuracy"}
+        assert any("follow-up" in m["dataset"] for m in head.meta["held_out_metrics"])
+        assert head.meta["train_hh_turns"] > 0
         assert "relevance head" in training.model_card(head)
         EmbeddingRelevance(head=head)
+
+    def test_train_without_hh_says_what_is_missing(self, tmp_path: Path) -> None:
+        """The HH-RLHF file is part of the recipe: its absence is a one-line error naming the path."""
+        self._write_halueval(tmp_path / "hallucination" / "halueval_qa", 10)
+        with pytest.raises(FileNotFoundError, match="hh_rlhf_harmless_base_test"):
+            training.train(tmp_path, HashingEncoder(), seed=0)
