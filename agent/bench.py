@@ -57,6 +57,11 @@ class BenchConfig:
     """Torch device of the encoder."""
     precision: str = "fp32"
     """Encoder precision; anything else also measures the score drift against fp32."""
+    runtime: str | None = None
+    """Encoder runtime (``torch``/``onnx``); None keeps the settings'. ``onnx`` also measures the score drift
+    against torch fp32."""
+    encoder_batch: int | None = None
+    """Texts per encoder forward pass; None keeps the settings' (default 16 on cpu, 128 on a GPU)."""
     end_to_end: bool = True
     """Run the broker → agent → chDB measurement."""
     rounds: int = 3
@@ -72,6 +77,8 @@ class BenchResult:
     device: str
     precision: str
     data: str
+    runtime: str
+    encoder_batch_size: int
     samples: int
     batch_size: int
     scoring_samples_per_s: float
@@ -241,9 +248,11 @@ def measure_naive(scorer: Scorer, encoder: Encoder, samples: Sequence[Sample]) -
 
 
 def measure_drift(settings: Settings, base: Scorer, samples: Sequence[Sample]) -> tuple[dict[str, float], float]:
-    """Max |score difference| per detector and the share of equal flag sets, this precision vs fp32."""
+    """Max |score difference| per detector and the share of equal flag sets, this encoder vs torch fp32."""
     reference = [s for b in _batches(samples, settings.batch.max_records) for s in base.score(b)]
-    fp32 = Scorer.from_settings(settings.with_overrides(encoder={"precision": "fp32", "cache_size": 0}))
+    fp32 = Scorer.from_settings(
+        settings.with_overrides(encoder={"precision": "fp32", "runtime": "torch", "cache_size": 0})
+    )
     other = [s for b in _batches(samples, settings.batch.max_records) for s in fp32.score(b)]
     drift: dict[str, float] = {}
     for a, b in zip(reference, other, strict=True):
@@ -307,7 +316,12 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: torch sees no CUDA device here; run the bench on a GPU machine")
-    settings = base.with_overrides(encoder={"device": config.device, "precision": config.precision})
+    overrides: dict[str, Any] = {"device": config.device, "precision": config.precision}
+    if config.runtime is not None:
+        overrides["runtime"] = config.runtime
+    if config.encoder_batch is not None:
+        overrides["batch_size"] = config.encoder_batch
+    settings = base.with_overrides(encoder=overrides)
     records, source = load_records(config.samples, config.data)
     samples = to_samples(records)
     progress(f"data: {len(samples)} records from {source}")
@@ -327,9 +341,9 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
     progress(f"naive loop: {naive:.2f} samples/s")
     drift: dict[str, float] = {}
     agreement = None
-    if config.precision != "fp32":
+    if config.precision != "fp32" or settings.encoder.runtime != "torch":
         drift, agreement = measure_drift(settings.with_overrides(encoder={"cache_size": 0}), scorer, samples)
-        progress(f"score drift vs fp32: {drift}, flag agreement {agreement:.4f}")
+        progress(f"score drift vs torch fp32: {drift}, flag agreement {agreement:.4f}")
     e2e = None
     if config.end_to_end:  # best of the same number of rounds as scoring, so the two ratios compare alike
         for n in range(1, config.rounds + 1):
@@ -340,6 +354,8 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
         device=config.device,
         precision=config.precision,
         data=source,
+        runtime=settings.encoder.runtime,
+        encoder_batch_size=getattr(bare, "batch_size", 0),
         samples=len(samples),
         batch_size=settings.batch.max_records,
         scoring_samples_per_s=scoring,
@@ -361,7 +377,8 @@ def table(result: BenchResult) -> str:
     e2e = "skipped" if r.e2e_samples_per_s is None else f"{r.e2e_samples_per_s:,.1f} records/s"
     ratio = r.e2e_vs_scoring
     rows = [
-        ("device / precision", f"{r.device} / {r.precision}"),
+        ("device / precision / runtime", f"{r.device} / {r.precision} / {r.runtime}"),
+        ("encoder batch", f"{r.encoder_batch_size} texts per forward pass"),
         ("data", f"{r.samples} records, {r.data}"),
         ("encoder ceiling", f"{r.encoder_ceiling_texts_per_s:,.1f} texts/s"),
         ("scoring", f"{r.scoring_samples_per_s:,.1f} samples/s ({r.texts_per_sample:.2f} texts/sample)"),
@@ -376,7 +393,7 @@ def table(result: BenchResult) -> str:
     ]  # fmt: skip
     if r.flag_agreement is not None:
         drift = ", ".join(f"{k} {v:.4f}" for k, v in sorted(r.score_drift_max_abs.items()))
-        rows.append((f"{r.precision} vs fp32 max |Δscore|", drift or "-"))
-        rows.append((f"{r.precision} vs fp32 same flags", f"{r.flag_agreement:.2%}"))
+        rows.append((f"{r.precision} {r.runtime} vs torch fp32 max |Δscore|", drift or "-"))
+        rows.append((f"{r.precision} {r.runtime} vs torch fp32 same flags", f"{r.flag_agreement:.2%}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

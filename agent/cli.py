@@ -74,6 +74,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         naive_samples=max(2, min(naive, samples // 4)),  # the naive loop is slow: a quarter of the records at most
         device=args.device,
         precision=args.precision,
+        runtime=args.runtime,
+        encoder_batch=args.encoder_batch,
         end_to_end=not args.no_e2e,
         data=args.data,
         rounds=args.rounds or (2 if args.quick else 3),
@@ -320,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="encoder precision; other than fp32 also reports the score drift against fp32",
     )
+    p.add_argument(
+        "--runtime", choices=("torch", "onnx"), help="encoder runtime (default: the settings'; onnx: cpu fp32)"
+    )
+    p.add_argument("--encoder-batch", type=int, metavar="N", help="texts per forward pass (default 16 cpu, 128 gpu)")
     p.add_argument("--samples", type=int, metavar="N", help="records to score (default 1024, --quick 256)")
     p.add_argument("--data", type=Path, metavar="FILE", help="JSONL of v1 records (default: HH-RLHF or the demo)")
     p.add_argument("--no-e2e", action="store_true", help="skip the broker → agent → chDB measurement")

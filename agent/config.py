@@ -132,16 +132,26 @@ class EncoderSettings(_Section):
     """Local sentence-transformers model directory; default the bundled all-MiniLM-L6-v2."""
     device: str = "cpu"
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
-    batch_size: int = Field(default=64, ge=1)
-    """Texts per encoder forward pass."""
+    batch_size: int | None = Field(default=None, ge=1)
+    """Texts per encoder forward pass; default 16 on cpu (1.5-1.9x faster than 64 on 2 cores), 128 on a GPU."""
     max_seq_length: int = Field(default=256, ge=8, le=512)
     """Token budget per text; longer texts are truncated (the tail beyond it is not embedded)."""
     precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
     """Encoder weights: ``bf16``/``fp16`` on a GPU, ``int8`` (dynamic quantization) on CPU; scores drift a little."""
     threads: int | None = Field(default=None, ge=1)
-    """Torch threads for the encoder; default one per physical core."""
+    """Torch (or ONNX Runtime) threads for the encoder; default one per physical core."""
     cache_size: int = Field(default=20_000, ge=0)
     """Embeddings kept across batches (LRU keyed by a hash of the text, ~1.5 KB each); 0 disables the cache."""
+    runtime: Literal["torch", "onnx"] = "torch"
+    """``onnx``: the same model and vectors run by ONNX Runtime, faster on CPU (``llm-lookout[onnx]``; fp32, cpu)."""
+    onnx_path: Path | None = None
+    """Exported model for ``runtime: onnx``; default ``~/.cache/lookout/onnx/``, exported there on first use."""
+
+    @model_validator(mode="after")
+    def _onnx_on_cpu(self) -> EncoderSettings:
+        if self.runtime == "onnx" and (self.device != "cpu" or self.precision != "fp32"):
+            raise ValueError("encoder runtime onnx runs fp32 on cpu; use runtime torch for other devices/precisions")
+        return self
 
 
 class DetectorSettings(_Section):

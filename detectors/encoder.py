@@ -45,7 +45,7 @@ class SentenceTransformerEncoder:
         self,
         model_path: Path | None = None,
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 16,
         max_seq_length: int = 256,
         precision: Precision = "fp32",
         threads: int | None = None,

@@ -60,10 +60,9 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
 
 
 def _encoder(settings: Settings) -> Any:
-    from detectors.encoder import SentenceTransformerEncoder
+    from agent.pipeline import build_encoder
 
-    e = settings.encoder
-    return SentenceTransformerEncoder(e.model_path, e.device, e.batch_size, e.max_seq_length)
+    return build_encoder(settings.encoder.model_copy(update={"precision": "fp32"}))
 
 
 def cmd_evaluate_ragas(args: argparse.Namespace) -> int:
