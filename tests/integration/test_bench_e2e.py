@@ -1,0 +1,28 @@
+"""The bench's end-to-end measurement on a real tansu broker, the real agent and chDB (a few records)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from agent import bench
+from agent.config import load_settings
+from agent.runner import Agent
+
+
+def test_end_to_end_runs_the_agent_on_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight demo records go through broker → agent → chDB; the rate is positive; the loop ran on this thread."""
+    threads: list[str] = []
+    run = Agent.run
+
+    def recording_run(self: Agent, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Agent, "run", recording_run)
+    records, _ = bench.load_records(8, bench.DEMO)
+    rate = bench.measure_end_to_end(load_settings(), records, timeout_s=120)
+    assert rate > 0
+    assert threads == [threading.main_thread().name]
