@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -115,26 +115,42 @@ class SentenceTransformerEncoder:
         from sentence_transformers.util import batch_to_device
 
         model = self._load()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        chunks = [
-            [texts[i] for i in order[start : start + self.batch_size]]
-            for start in range(0, len(order), self.batch_size)
-        ]
-        parts: list[Any] = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
-            pending: Future[dict[str, Any]] = pool.submit(model.preprocess, chunks[0])
-            for n in range(len(chunks)):
-                features = pending.result()
-                if n + 1 < len(chunks):
-                    pending = pool.submit(model.preprocess, chunks[n + 1])
-                with torch.inference_mode():
-                    out = model(batch_to_device(features, model.device))["sentence_embedding"]
-                    out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
-                parts.append(out.cpu())
-        rows = torch.cat(parts).numpy()
-        result = np.empty_like(rows)
-        result[np.asarray(order)] = rows
-        return result.astype(np.float32, copy=False)
+
+        def infer(features: dict[str, Any]) -> Vectors:
+            with torch.inference_mode():
+                out = model(batch_to_device(features, model.device))["sentence_embedding"]
+                out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
+            rows: Vectors = out.cpu().numpy()
+            return rows
+
+        return encode_in_chunks(texts, self.batch_size, model.preprocess, infer)
+
+
+def encode_in_chunks(
+    texts: Sequence[str],
+    batch_size: int,
+    tokenize: Callable[[list[str]], dict[str, Any]],
+    infer: Callable[[dict[str, Any]], Vectors],
+) -> Vectors:
+    """Rows of ``infer`` over length-sorted chunks of ``texts``, in the caller's order.
+
+    Texts are sorted longest first and cut into ``batch_size`` chunks (each padded only to its own longest
+    text); the next chunk is tokenized on a worker thread while ``infer`` runs on the current one.
+    """
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    chunks = [[texts[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
+    parts: list[Vectors] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+        pending: Future[dict[str, Any]] = pool.submit(tokenize, chunks[0])
+        for n in range(len(chunks)):
+            features = pending.result()
+            if n + 1 < len(chunks):
+                pending = pool.submit(tokenize, chunks[n + 1])
+            parts.append(infer(features))
+    rows = np.concatenate(parts)
+    result = np.empty_like(rows)
+    result[np.asarray(order)] = rows
+    return result.astype(np.float32, copy=False)
 
 
 class CachingEncoder:

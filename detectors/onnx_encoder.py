@@ -18,12 +18,12 @@ import os
 import threading
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from detectors.encoder import encode_in_chunks
 from detectors.types import Vectors
 
 DEFAULT_CACHE = Path.home() / ".cache" / "lookout" / "onnx"
@@ -221,25 +221,14 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         self._load()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        chunks = [
-            [texts[i] for i in order[start : start + self.batch_size]]
-            for start in range(0, len(order), self.batch_size)
-        ]
-        parts: list[Vectors] = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
-            pending: Future[dict[str, Any]] = pool.submit(self._tokenize, chunks[0])
-            for n in range(len(chunks)):
-                features = pending.result()
-                if n + 1 < len(chunks):
-                    pending = pool.submit(self._tokenize, chunks[n + 1])
-                feeds = {name: features[name].astype(np.int64, copy=False) for name in self._inputs}
-                (hidden,) = self._session.run(["last_hidden_state"], feeds)
-                mask = features["attention_mask"][..., None].astype(np.float32)
-                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-                norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-                parts.append((pooled / norms).astype(np.float32))
-        rows = np.concatenate(parts)
-        result = np.empty_like(rows)
-        result[np.asarray(order)] = rows
-        return result
+        return encode_in_chunks(texts, self.batch_size, self._tokenize, self._infer)
+
+    def _infer(self, features: dict[str, Any]) -> Vectors:
+        """Mean of the token vectors under the attention mask, L2-normalised (sentence-transformers' pooling)."""
+        feeds = {name: features[name].astype(np.int64, copy=False) for name in self._inputs}
+        (hidden,) = self._session.run(["last_hidden_state"], feeds)
+        mask = features["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        rows: Vectors = (pooled / norms).astype(np.float32)
+        return rows
