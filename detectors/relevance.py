@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -175,6 +175,26 @@ def conversation_cosine(prompt: Vectors, response: Vectors, user: Vectors, assis
     return out
 
 
+def conversation_features(
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    before: Sequence[tuple[str, str]],
+    prompt_vectors: Vectors,
+    response_vectors: Vectors,
+    encode: Callable[[list[str]], Vectors],
+) -> NDArray[np.float64]:
+    """Feature rows with each record's previous (user, assistant) turns; ``encode`` embeds the turns in one call."""
+    users = [u for u, _ in before]
+    texts = [*users, *(a for _, a in before)]
+    turns = np.zeros((len(texts), prompt_vectors.shape[1]), dtype=np.float32)
+    rows = [i for i, text in enumerate(texts) if text]
+    if rows:
+        turns[rows] = encode([texts[i] for i in rows])
+    n = len(users)
+    cos = conversation_cosine(prompt_vectors, response_vectors, turns[:n], turns[n:])
+    return compute_features(prompts, responses, cos, users)
+
+
 class EmbeddingRelevance:
     """Relevance of response to prompt: a logistic head over embedding cosine and lexical features.
 
@@ -202,22 +222,13 @@ class EmbeddingRelevance:
             return []
         prompts = [item.prompt for item in batch.items]
         responses = [item.response for item in batch.items]
-        users, assistants = zip(*(previous_turns(item.history) for item in batch.items), strict=True)
-        ep, er = batch.embeddings("prompt"), batch.embeddings("response")
-        cos = conversation_cosine(ep, er, *self._turn_vectors(batch, users, assistants))
-        probs = self.head.predict_proba(compute_features(prompts, responses, cos, users))
+        before = [previous_turns(item.history) for item in batch.items]
+        x = conversation_features(
+            prompts, responses, before, batch.embeddings("prompt"), batch.embeddings("response"), batch.encode
+        )
+        probs = self.head.predict_proba(x)
         out = []
         for prompt, response, value in zip(prompts, responses, probs, strict=True):
             blank = not prompt.strip() or not response.strip()
             out.append(Score(None if blank or not math.isfinite(value) else float(np.clip(value, 0.0, 1.0))))
         return out
-
-    @staticmethod
-    def _turn_vectors(batch: Batch, users: Sequence[str], assistants: Sequence[str]) -> tuple[Vectors, Vectors]:
-        """Embeddings of the previous user and assistant turns in one batch call, zero rows for ''."""
-        texts = [*users, *assistants]
-        out = np.zeros((len(texts), batch.embeddings("prompt").shape[1]), dtype=np.float32)
-        rows = [i for i, text in enumerate(texts) if text]
-        if rows:
-            out[rows] = batch.encode([texts[i] for i in rows])
-        return out[: len(users)], out[len(users) :]

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
-from detectors.relevance import FEATURES, compute_features, conversation_cosine
+from detectors.relevance import FEATURES, compute_features, conversation_features
 from detectors.types import Encoder, Vectors
 from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
 
@@ -213,18 +213,10 @@ def featurize(pairs: Pairs, encoder: Encoder, cache_dir: Path | None) -> NDArray
     """Feature rows of ``pairs`` (cosines from cached embeddings)."""
     pv = encode_unique(encoder, pairs.prompts, cache_dir)
     rv = encode_unique(encoder, pairs.responses, cache_dir)
-    users, assistants = pairs.earlier("users"), pairs.earlier("assistants")
-    cos = conversation_cosine(pv, rv, _turn_rows(encoder, users, pv, cache_dir),
-                              _turn_rows(encoder, assistants, pv, cache_dir))  # fmt: skip
-    return compute_features(pairs.prompts, pairs.responses, cos, users)
-
-
-def _turn_rows(encoder: Encoder, texts: Sequence[str], like: Vectors, cache_dir: Path | None) -> Vectors:
-    out = np.zeros_like(like)
-    rows = [i for i, t in enumerate(texts) if t]
-    if rows:
-        out[rows] = encode_unique(encoder, [texts[i] for i in rows], cache_dir)
-    return out
+    before = list(zip(pairs.earlier("users"), pairs.earlier("assistants"), strict=True))
+    return conversation_features(
+        pairs.prompts, pairs.responses, before, pv, rv, lambda texts: encode_unique(encoder, texts, cache_dir)
+    )
 
 
 @dataclass(frozen=True, slots=True)
