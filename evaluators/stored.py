@@ -19,7 +19,7 @@ from agent.errors import StorageError
 from agent.export.select import ExportFilter
 from agent.sinks.embeddings import dequantise
 from agent.storage import migrations
-from agent.storage.client import Client, reason
+from agent.storage.client import Client, history_turns, reason
 from detectors.registry import NAMES
 from detectors.types import TextField, Vectors
 
@@ -171,15 +171,8 @@ def _record(row: Sequence[Any], scores: list[str]) -> StoredRecord:
         scores={name: (None if v is None else float(v)) for name, v in zip(scores, row[12:], strict=True)},
         versions=dict(versions),
         flags=tuple(flags),
-        history=tuple(_turn(t) for t in history),
+        history=tuple(StoredTurn(role, content) for role, content in history_turns(history)),
     )
-
-
-def _turn(value: Any) -> StoredTurn:
-    """A ``history`` element: a named tuple comes back as a dict, a plain one as a tuple."""
-    if isinstance(value, Mapping):
-        return StoredTurn(str(value["role"]), str(value["content"]))
-    return StoredTurn(str(value[0]), str(value[1]))
 
 
 def load_embeddings(client: Client, db: str, ids: Sequence[str], field: TextField, encoder: str) -> dict[str, Vectors]:

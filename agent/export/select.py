@@ -28,7 +28,7 @@ from agent.errors import LookoutError, StorageError
 from agent.feedback import store as feedback_store
 from agent.feedback.event import KINDS as FEEDBACK_KINDS
 from agent.storage import migrations
-from agent.storage.client import Client, reason
+from agent.storage.client import Client, history_turns, reason
 from detectors.registry import NAMES
 
 LabelState = Literal["labeled", "unlabeled", "all"]
@@ -345,7 +345,7 @@ def _row(raw: tuple[Any, ...], scores: list[str]) -> Row:
             "trace_id": rec["trace_id"],
             "prompt": rec["prompt"],
             "response": rec["response"],
-            "history": [{"role": m["role"], "content": m["content"]} for m in _turns(rec["history"])],
+            "history": [{"role": role, "content": content} for role, content in history_turns(rec["history"])],
             "context": list(rec["context"]),
             "prompt_tokens": rec["prompt_tokens"],
             "completion_tokens": rec["completion_tokens"],
@@ -388,8 +388,3 @@ def _row(raw: tuple[Any, ...], scores: list[str]) -> Row:
         queued=queue,
         feedback=tuple(feedback_store.parse(raw[-1])),
     )
-
-
-def _turns(history: Any) -> list[dict[str, str]]:
-    """History turns as dicts (clickhouse-connect returns named tuples as dicts, plain ones as tuples)."""
-    return [t if isinstance(t, dict) else {"role": t[0], "content": t[1]} for t in history]

@@ -26,7 +26,7 @@ from agent.errors import LookoutError
 from agent.feedback.store import StoredFeedback, feedback_for
 from agent.review.rules import DETECTORS, RulesFile
 from agent.storage import migrations
-from agent.storage.client import Client
+from agent.storage.client import Client, history_turns
 
 Verdict = Literal["confirm", "reject"]
 Preference = Literal["none", "corrected", "original"]
@@ -537,7 +537,7 @@ class ReviewStore:
             prompt=str(prompt),
             response=str(response),
             context=tuple(str(c) for c in context),
-            history=tuple((str(role), str(text)) for role, text in history),
+            history=tuple(history_turns(history)),
             scores={c: None if v is None else round(float(v), 6) for c, v in zip(columns, scores, strict=True)},
             flags=tuple(str(f) for f in flags),
         )

@@ -7,6 +7,7 @@ that says what to do.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -114,6 +115,15 @@ _NETWORK_REASONS = (
     ("timed out", "timed out"),
     ("Authentication failed", "authentication failed"),
 )
+
+
+def history_turns(value: Any) -> list[tuple[str, str]]:
+    """A stored ``history`` value as (role, content) pairs.
+
+    The column is ``Array(Tuple(role String, content String))``: clickhouse-connect returns named tuples as dicts
+    (iterating one yields its keys, not its values), plain tuples as tuples; both are read here.
+    """
+    return [(str(t["role"]), str(t["content"])) if isinstance(t, Mapping) else (str(t[0]), str(t[1])) for t in value]
 
 
 def reason(exc: BaseException) -> str:

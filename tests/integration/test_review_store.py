@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from agent.review.rules import parse_rules
 from agent.review.store import Conflict, LabelInput, NotFound, ReviewError, ReviewStore, token_hash
 from agent.review.testing import FLAGGED_TO_ONE_QUEUE, ManualClock, scored_sample, seed
+from agent.types import Message
 
 DB = "lookout"
 
@@ -233,6 +235,15 @@ class TestAnnotators:
 
 class TestItems:
     """An item comes with its record's text and scores."""
+
+    def test_item_carries_the_conversation_turns(self, client: Any, clock: ManualClock) -> None:
+        """The record's earlier turns come back as (role, content) pairs, in order."""
+        turns = (Message("user", "What's a good name for my puppy?"), Message("assistant", "Biscuit or Luna?"))
+        scored = scored_sample("r-h")
+        scored = replace(scored, sample=replace(scored.sample, history=turns))
+        seed(client, DB, [scored], clock=clock)
+        item = ReviewStore(client, DB, FLAGGED_TO_ONE_QUEUE, lease_s=600, clock=clock).item("safety", "r-h")
+        assert item.history == (("user", "What's a good name for my puppy?"), ("assistant", "Biscuit or Luna?"))
 
     def test_item_joins_record(self, store: ReviewStore) -> None:
         """Prompt, response, scores and flags come from records; reasons and rule from the queue."""
