@@ -60,14 +60,26 @@ def _redact_json(value: Any, redactor: Redactor) -> Any:
 
 
 def _output_line(
-    message: RawMessage, scores: dict[str, float | None], flags: tuple[str, ...], redactor: Redactor | None
+    message: RawMessage,
+    record_id: str,
+    scores: dict[str, float | None],
+    flags: tuple[str, ...],
+    redactor: Redactor | None,
 ) -> str:
     obj = json.loads(message.value or b"")
+    if obj.get("id") is None:  # the id lookout derived (FILE/0/LINE), as `lookout run` would store it
+        obj["id"] = record_id
     if redactor is not None:
         obj.update({k: _redact_json(obj[k], redactor) for k in TEXT_FIELDS if k in obj})
     obj["scores"] = scores
     obj["flags"] = list(flags)
-    return json.dumps(obj, ensure_ascii=False)
+    line = json.dumps(obj, ensure_ascii=False)
+    if not line.isascii():
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape in a field lookout ignores: pass it on escaped
+            return json.dumps(obj)
+    return line
 
 
 def score_file(
@@ -116,8 +128,8 @@ def _score_chunk(
     if redactor is not None:
         good = [(m, redactor.redact_sample(d)[0]) for m, d in good]
     results = scorer.score([d for _, d in good])
-    for (message, _), result in zip(good, results, strict=True):
-        sink.write(_output_line(message, dict(result.scores), result.flags, redactor) + "\n")
+    for (message, sample), result in zip(good, results, strict=True):
+        sink.write(_output_line(message, sample.id, dict(result.scores), result.flags, redactor) + "\n")
     bad = [d for _, d in decoded if isinstance(d, DecodeFailure)]
     if redactor is not None:
         bad = [redactor.redact_failure(d)[0] for d in bad]

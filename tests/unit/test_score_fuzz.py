@@ -69,13 +69,13 @@ SURROGATE = st.sampled_from(
 LINE = st.one_of(GOOD, GOOD, WRONG_TYPE, MUTATED, LITERAL, SURROGATE, st.binary(max_size=40))
 
 
-def _lines(data: bytes) -> list[bytes]:
-    """The lines ``score_file`` reads: split after LF, line endings dropped, blank ones skipped."""
+def _lines(data: bytes) -> list[tuple[int, bytes]]:
+    """The lines ``score_file`` reads, numbered from 1: split after LF, line endings dropped, blanks skipped."""
     out = []
-    for line in data.split(b"\n"):
+    for number, line in enumerate(data.split(b"\n"), start=1):
         stripped = line.rstrip(b"\r\n")
         if stripped.strip():
-            out.append(stripped)
+            out.append((number, stripped))
     return out
 
 
@@ -92,14 +92,43 @@ def test_every_good_line_is_scored_every_bad_one_dead_lettered(
     counts = score_file(SCORER, str(src), str(out), str(dlq), MAX_BYTES, Redactor() if redact else None)
 
     read = _lines(data)
-    good = [
-        i for i, raw in enumerate(read) if isinstance(decode(RawMessage(Origin("f", 0, i), raw), MAX_BYTES), Sample)
-    ]
+    decoded = [decode(RawMessage(Origin("file:in.jsonl", 0, number), raw), MAX_BYTES) for number, raw in read]
+    good = [i for i, d in enumerate(decoded) if isinstance(d, Sample)]
     # JSON lines end at LF only: U+0085 or U+2028 inside a string are data (str.splitlines would cut there)
     scored = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n")[:-1]]
     dead = [json.loads(line) for line in dlq.read_text(encoding="utf-8").split("\n")[:-1]]
     assert (counts.scored, counts.rejected) == (len(good), len(read) - len(good))
     assert len(scored) == len(good) and len(dead) == len(read) - len(good)
-    assert [s["id"] for s in scored] == [json.loads(read[i])["id"] for i in good]
+    assert [s["id"] for s in scored] == [d.id for d in decoded if isinstance(d, Sample)]
     assert all(set(s["scores"]) == {"toxicity"} and isinstance(s["flags"], list) for s in scored)
-    assert all(d["reason"] and d["line"] >= 1 for d in dead)
+    assert all(d["reason"] for d in dead)
+    bad_lines = [number for (number, _), d in zip(read, decoded, strict=True) if not isinstance(d, Sample)]
+    assert [d["line"] for d in dead] == bad_lines
+
+
+def test_lone_surrogate_in_an_ignored_field_passes_through_escaped(tmp_path: Path) -> None:
+    r"""A lone surrogate escape in a key lookout ignores: the record is scored, the line written with escapes.
+
+    Found by the fuzz above (a ``\ud800`` escape put before ``model``): the output line carries the input object
+    on, and a UTF-8 file cannot hold the surrogate, so that line is written with ASCII escapes.
+    """
+    raw = json.dumps(valid(id="s-0")).encode().replace(b'"model"', b'"\\ud800model"')
+    src, out, dlq = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "dlq.jsonl"
+    src.write_bytes(raw + b"\n")
+    counts = score_file(SCORER, str(src), str(out), str(dlq), MAX_BYTES)
+    assert (counts.scored, counts.rejected) == (1, 0)
+    line = out.read_text(encoding="utf-8")
+    assert "\\ud800model" in line and json.loads(line)["id"] == "s-0"
+
+
+def test_record_without_id_is_written_with_the_derived_one(tmp_path: Path) -> None:
+    """A record with no id is written with the id lookout derives, ``FILE/0/LINE``.
+
+    Also found by the fuzz (an escaped surrogate put before ``id`` makes an id-less record).
+    """
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    record = valid()
+    del record["id"]
+    src.write_bytes(b"\n" + json.dumps(record).encode() + b"\n")
+    assert score_file(SCORER, str(src), str(out), str(tmp_path / "dlq.jsonl"), MAX_BYTES).scored == 1
+    assert json.loads(out.read_text(encoding="utf-8"))["id"] == "file:in.jsonl/0/2"
