@@ -33,6 +33,8 @@ SINK_WRITE_FAILURES = "lookout_sink_write_failures_total"
 """Sink writes that raised (each is retried), per sink."""
 COMMIT_FAILURES = "lookout_commit_failures_total"
 """Offset commits refused after a rebalance (the batch is re-read and deduplicated)."""
+COMMITS_DEFERRED = "lookout_commits_deferred_total"
+"""Offset commit attempts the broker could not take (unreachable, timed out); the offsets are kept and retried."""
 DETECTOR_INFERENCE = "lookout_detector_inference_seconds"
 """Time of one ``detector.score(batch)`` call, per detector."""
 PII_REDACTED = "lookout_pii_redacted_total"
@@ -72,6 +74,7 @@ consumer_lag = Gauge(CONSUMER_LAG, "Records behind the high watermark.", ["topic
 sink_write_duration = Histogram(SINK_WRITE_DURATION, "Seconds of one sink write.", ["sink"], buckets=_LATENCY_BUCKETS)
 sink_write_failures = Counter(SINK_WRITE_FAILURES, "Sink writes that failed.", ["sink"])
 commit_failures = Counter(COMMIT_FAILURES, "Offset commits refused after a rebalance.", ["topic"])
+commits_deferred = Counter(COMMITS_DEFERRED, "Offset commit attempts deferred: broker unreachable.", ["topic"])
 detector_inference = Histogram(
     DETECTOR_INFERENCE, "Seconds of one detector.score call.", ["detector"], buckets=_LATENCY_BUCKETS
 )

@@ -22,7 +22,7 @@ from agent.metrics import Health
 from agent.pipeline import Scorer
 from agent.redact import Counts, Redactor
 from agent.sinks.base import BatchingSink, SinkError
-from agent.source import CommitFailed, Source, TopicPartitionKey
+from agent.source import CommitDeferred, CommitFailed, Source, TopicPartitionKey
 from agent.storage.runs import RunCounters, RunLog
 from agent.types import DecodeFailure, Origin, RawMessage, Sample, ScoredSample
 from detectors.types import TextField, Vectors
@@ -123,6 +123,9 @@ class Agent:
         self._probed_at = time.monotonic()
         self._stop = False
         self._written_batches = 0
+        self._uncommitted: dict[TopicPartitionKey, int] = {}
+        """Next offsets of written batches whose commit the broker has not taken yet (see :meth:`_commit`)."""
+        self._deferring = False
         self.on_batch: Callable[[RunCounters], None] | None = None
         """Called after each committed batch (progress displays)."""
 
@@ -148,6 +151,7 @@ class Agent:
                     self.process(messages)
                     last_record = time.monotonic()
                     continue
+                self._commit_uncommitted()
                 self._probe_storage()
                 if exit_when_idle is not None and self._idle_for(started, last_record) >= exit_when_idle:
                     log.info("idle, exiting", idle_s=exit_when_idle)
@@ -157,6 +161,10 @@ class Agent:
             status = "failed"
             raise
         finally:
+            try:  # a last try for a commit deferred by a broker outage
+                self._commit_uncommitted()
+            except Exception:  # never hide why the loop ended; the next owner re-reads and writes dedupe
+                log.exception("final commit failed")
             self._record_run(status)
             self.source.close()
             for sink in self._sinks():
@@ -315,16 +323,40 @@ class Agent:
                     waited += step
 
     def _commit(self, messages: Sequence[RawMessage]) -> None:
-        offsets: dict[TopicPartitionKey, int] = {}
         for m in messages:
             key = (m.origin.topic, m.origin.partition)
-            offsets[key] = max(offsets.get(key, 0), m.origin.offset + 1)
+            self._uncommitted[key] = max(self._uncommitted.get(key, 0), m.origin.offset + 1)
+        self._commit_uncommitted()
+
+    def _commit_uncommitted(self) -> None:
+        """Commit the written batches' offsets.
+
+        A broker outage defers the commit: the offsets are kept and tried again with the next batch or the next
+        idle poll, and the agent keeps running (the rows are stored already; if it stops first, the next owner
+        re-reads them and the writes deduplicate).
+        """
+        if not self._uncommitted:
+            return
+        offsets = dict(self._uncommitted)
+        topics = sorted({topic for topic, _ in offsets})
         try:
             self.source.commit(offsets)
         except CommitFailed as exc:
+            self._uncommitted.clear()
             self.counters.commit_failures += 1
-            metrics.commit_failures.labels(topic=messages[0].origin.topic).inc()
+            metrics.commit_failures.labels(topic=topics[0]).inc()
             log.warning("commit refused after a rebalance; the new owner re-reads and writes dedupe", error=str(exc))
+        except CommitDeferred as exc:
+            for topic in topics:
+                metrics.commits_deferred.labels(topic=topic).inc()
+            if not self._deferring:
+                log.warning("commit deferred: Kafka unreachable; the offsets are kept and retried", error=str(exc))
+            self._deferring = True
+        else:
+            self._uncommitted.clear()
+            if self._deferring:
+                log.info("deferred commit went through")
+            self._deferring = False
 
     def _count(self, messages: Sequence[RawMessage], scored: list[ScoredSample], failures: list[DecodeFailure]) -> None:
         c = self.counters

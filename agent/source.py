@@ -26,10 +26,17 @@ TopicPartitionKey = tuple[str, int]
 
 LAG_UPDATE_S = 1.0
 """Least time between two updates of the consumer-lag gauges."""
+COMMIT_TIMEOUT_MS = 10_000
+"""Longest one offset commit may block (kafka-python's default is 30 s), so that while the broker is away the
+agent gets back to its loop, and to a SIGTERM, within seconds."""
 
 
 class CommitFailed(Exception):
     """The group moved on (rebalance) before the commit; the records will be re-delivered and deduplicated."""
+
+
+class CommitDeferred(Exception):
+    """The broker could not take the commit now (unreachable, timed out): keep the offsets and try again later."""
 
 
 class Source(Protocol):
@@ -40,7 +47,11 @@ class Source(Protocol):
         ...
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
-        """Commit the next offset to read per partition; raise :class:`CommitFailed` if the group moved on."""
+        """Commit the next offset to read per partition.
+
+        Raises :class:`CommitFailed` if the group moved on, :class:`CommitDeferred` if the broker cannot be
+        reached now.
+        """
         ...
 
     def last_assigned_at(self) -> float | None:
@@ -144,15 +155,35 @@ class KafkaSource:
         return out
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
-        """Synchronous commit of the given next offsets."""
-        from kafka import OffsetAndMetadata, TopicPartition
-        from kafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError
+        """Synchronous commit of the given next offsets, for the partitions this consumer is assigned now.
 
-        payload = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+        Offsets of partitions assigned elsewhere since are dropped: their new owner reads on from the committed
+        offset, and the rows it writes again are deduplicated. A broker that is unreachable or does not answer
+        within :data:`COMMIT_TIMEOUT_MS` raises :class:`CommitDeferred` (kafka-python raises its connection or
+        timeout error, a retriable one, from inside ``commit``).
+        """
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import (
+            CommitFailedError,
+            IllegalGenerationError,
+            RebalanceInProgressError,
+            RetriableError,
+        )
+
+        assigned = self._consumer.assignment()
+        payload = {
+            tp: OffsetAndMetadata(o, "", -1)
+            for (t, p), o in offsets.items()
+            if (tp := TopicPartition(t, p)) in assigned
+        }
+        if not payload:
+            return
         try:
-            self._consumer.commit(payload)
+            self._consumer.commit(payload, timeout_ms=COMMIT_TIMEOUT_MS)
         except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
             raise CommitFailed(str(exc)) from exc
+        except RetriableError as exc:
+            raise CommitDeferred(f"{type(exc).__name__}: {exc}") from exc
 
     def hold(self, seconds: float) -> None:
         """Wait ``seconds`` without taking records, staying in the group (the agent's backoff while storage is down).

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from agent.sinks.base import BatchingSink, SinkError
-from agent.source import TopicPartitionKey
+from agent.source import CommitDeferred, CommitFailed, TopicPartitionKey
 from agent.types import Origin, RawMessage
 
 T = TypeVar("T")
@@ -19,10 +19,20 @@ def messages(values: Iterable[bytes | None], topic: str = "t", partition: int = 
 
 
 class ListSource:
-    """Hands out prepared messages in polls of ``max_records``; records commits and an event log."""
+    """Hands out prepared messages in polls of ``max_records``; records commits and an event log.
 
-    def __init__(self, items: Sequence[RawMessage], events: list[str] | None = None) -> None:
+    ``commit_errors`` are raised, one per commit call, before commits go through again (a broker outage is
+    :class:`CommitDeferred`, a rebalance :class:`CommitFailed`).
+    """
+
+    def __init__(
+        self,
+        items: Sequence[RawMessage],
+        events: list[str] | None = None,
+        commit_errors: Sequence[CommitDeferred | CommitFailed] = (),
+    ) -> None:
         self._items = list(items)
+        self.commit_errors = list(commit_errors)
         self._assigned_at = time.monotonic()
         self.committed: dict[TopicPartitionKey, int] = {}
         self.events = events if events is not None else []
@@ -36,7 +46,11 @@ class ListSource:
         return chunk
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
-        """Remember the offsets and log the commit."""
+        """Remember the offsets and log the commit (or raise the next of ``commit_errors``)."""
+        if self.commit_errors:
+            error = self.commit_errors.pop(0)
+            self.events.append(f"commit {type(error).__name__} {sorted(offsets.items())}")
+            raise error
         self.committed.update(offsets)
         self.events.append(f"commit {sorted(offsets.items())}")
 

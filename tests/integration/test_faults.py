@@ -7,6 +7,7 @@ stored exactly once as seen by every read path. The long variants are marked ``s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -28,7 +29,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent import metrics
 from agent.broker import Broker, ensure_topic, free_port
-from agent.config import Settings
+from agent.config import KafkaSettings, Settings
+from agent.source import CommitDeferred, CommitFailed, KafkaSource
+from agent.types import RawMessage
 from dashboards.build import bundle
 from dashboards.macros import ALL, QueryContext, expand
 
@@ -295,6 +298,37 @@ class TestBrokerRestart:
             _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err[-3000:]
         assert_exactly_once(env, first + second)
+
+    def test_commit_while_the_broker_is_down_is_deferred(self, s3_broker: Broker) -> None:
+        """With the broker stopped, the source's commit raises ``CommitDeferred``.
+
+        The agent keeps those offsets and retries; kafka-python's own connection or timeout error stopped the
+        agent (exit 1) when a commit fell into the outage of the restart test above. After the restart the same
+        offsets commit.
+        """
+        name, group = f"logs-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+        ensure_topic(s3_broker.bootstrap, name, 1)
+        topic = Topic(s3_broker, name, 1)
+        ends = topic.produce_records([record(i) for i in range(5)])
+        source = KafkaSource(KafkaSettings(bootstrap_servers=s3_broker.bootstrap, topic=name, group_id=group))
+        try:
+            got: list[RawMessage] = []
+            deadline = time.monotonic() + 60
+            while len(got) < 5 and time.monotonic() < deadline:
+                got += source.poll(500, 10)
+            assert len(got) == 5
+            s3_broker.stop()
+            with pytest.raises(CommitDeferred):
+                source.commit({(name, 0): 5})
+            s3_broker.start()
+            deadline = time.monotonic() + 120
+            while topic.committed(group) != ends and time.monotonic() < deadline:
+                source.poll(500, 10)  # reconnects, rejoins the group if the broker forgot it
+                with contextlib.suppress(CommitDeferred, CommitFailed):
+                    source.commit({(name, 0): 5})
+            assert topic.committed(group) == ends == {0: 5}
+        finally:
+            source.close()
 
 
 def _committed_or_empty(env: AgentEnv) -> dict[int, int]:

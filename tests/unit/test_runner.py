@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from agent.errors import StorageError
 from agent.pipeline import Scorer
 from agent.runner import Agent
+from agent.source import CommitDeferred, CommitFailed
 from agent.testing import ListSink, ListSource, messages
 from agent.types import DecodeFailure, ScoredSample
 from detectors.toxicity import LexicalToxicity
@@ -115,3 +116,56 @@ class TestAgentLoop:
         agent.run()
         assert len(records.written) == 3
         assert source.committed == {("t", 0): 3}
+
+
+class TestCommitDuringBrokerOutage:
+    """A commit the broker cannot take is deferred, not fatal: the offsets are kept and retried."""
+
+    def _agent(
+        self, items: Sequence[bytes | None], errors: Sequence[CommitDeferred | CommitFailed], partitions: int = 1
+    ) -> tuple[Agent, ListSource, ListSink[ScoredSample], list[str]]:
+        events: list[str] = []
+        msgs = [m for p in range(partitions) for m in messages(items, partition=p)]
+        source = ListSource(msgs, events, commit_errors=errors)
+        records: ListSink[ScoredSample] = ListSink("records", events)
+        agent = Agent(source, Scorer([], None), records, [ListSink("dlq", events)], max_records=3, max_wait_ms=10)
+        return agent, source, records, events
+
+    def test_deferred_offsets_ride_along_with_the_next_commit(self) -> None:
+        """Partition 0's commit is deferred; the next batch's commit carries partition 0 and 1 together."""
+        agent, source, records, events = self._agent([good(0), good(1), good(2)], [CommitDeferred("down")], 2)
+        counters = agent.run(exit_when_idle=0.05)
+        assert [e for e in events if e.startswith("commit")] == [
+            "commit CommitDeferred [(('t', 0), 3)]",
+            "commit [(('t', 0), 3), (('t', 1), 3)]",
+        ]
+        assert source.committed == {("t", 0): 3, ("t", 1): 3}
+        assert len(records.written) == 6
+        assert counters.commit_failures == 0
+
+    def test_idle_agent_retries_until_the_broker_takes_it(self) -> None:
+        """No further traffic: the idle loop retries the kept offsets until the commit goes through."""
+        errors = [CommitDeferred("down")] * 3
+        agent, source, _, events = self._agent([good(0), good(1)], errors)
+        agent.run(exit_when_idle=0.2)
+        assert [e.split(" [")[0] for e in events if e.startswith("commit")] == [
+            *["commit CommitDeferred"] * 3,
+            "commit",
+        ]
+        assert source.committed == {("t", 0): 2}
+
+    def test_stop_makes_a_last_try(self) -> None:
+        """A stop while the commit is deferred tries once more before leaving."""
+        agent, source, _, _ = self._agent([good(0)], [CommitDeferred("down")])
+        agent.on_batch = lambda counters: agent.request_stop()
+        agent.run()
+        assert source.committed == {("t", 0): 1}
+        assert source.closed
+
+    def test_rebalance_drops_the_kept_offsets(self) -> None:
+        """Deferred, then refused by a rebalance: the offsets are dropped (the new owner re-reads), counted once."""
+        errors: list[CommitDeferred | CommitFailed] = [CommitDeferred("down"), CommitFailed("generation moved on")]
+        agent, source, _, _ = self._agent([good(0)], errors)
+        counters = agent.run(exit_when_idle=0.1)
+        assert source.committed == {}
+        assert counters.commit_failures == 1
