@@ -35,6 +35,7 @@ from typing import Any
 from agent.config import Settings, load_settings
 from agent.decode import decode
 from agent.errors import ConfigError
+from agent.hh import alternating, hh_turns
 from agent.pipeline import Scorer
 from agent.types import Origin, RawMessage, Sample
 from detectors.encoder import CachingEncoder, build_batch
@@ -138,15 +139,11 @@ class RecordingEncoder:
 
 
 def _hh_turns(transcript: str) -> tuple[list[dict[str, str]], str] | None:
-    """(messages up to the last human turn, final assistant turn) of an HH-RLHF transcript."""
-    parts = [p for p in transcript.split("\n\nHuman: ") if p.strip()]
-    messages: list[dict[str, str]] = []
-    for part in parts:
-        human, _, assistant = part.partition("\n\nAssistant: ")
-        messages.append({"role": "user", "content": human.strip()})
-        messages.append({"role": "assistant", "content": assistant.strip()})
-    if len(messages) < 2 or not messages[-1]["content"] or not messages[-2]["content"]:
+    """(messages up to the last human turn, final assistant turn) of a regular HH-RLHF transcript, else None."""
+    turns = hh_turns(transcript)
+    if not alternating(turns):
         return None
+    messages = [{"role": role, "content": text} for role, text in turns]
     return messages[:-1], messages[-1]["content"]
 
 

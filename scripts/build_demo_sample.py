@@ -14,6 +14,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from agent.hh import alternating, hh_turns
+
 DATASETS = Path("/work/shared/datasets")
 HH_DIR = DATASETS / "traffic" / "hh_rlhf_harmless_base_test"
 QA_DIR = DATASETS / "hallucination" / "halueval_qa"
@@ -32,24 +34,16 @@ TENANTS = ["acme", "globex", "initech"]
 HH_ROUTES = ["chat", "support", "assistant"]
 KEY_ORDER = ["id", "ts", "model", "tenant", "user_id", "route", "prompt", "messages", "context", "response"]
 KEY_ORDER += ["usage", "latency_ms", "trace_id", "metadata"]
-TURN_RE = re.compile(r"\n\n(Human|Assistant): ?")
 SENT_RE = re.compile(r"(?<=[a-z0-9)\"'][.!?])\s*(?=[A-Z])")
 dump = partial(json.dumps, ensure_ascii=False)  # one JSON line, UTF-8 kept as-is
 
 
 def parse_transcript(text: str) -> list[dict[str, str]] | None:
     """Split an HH-RLHF transcript into user/assistant turns (None if irregular)."""
-    parts = TURN_RE.split(text)
-    if parts[0].strip() or len(parts) < 5:
+    turns = hh_turns(text)
+    if text.partition("\n\n")[0].strip() or len(turns) < 2 or not alternating(turns):
         return None
-    turns: list[dict[str, str]] = []
-    for speaker, content in zip(parts[1::2], parts[2::2], strict=True):
-        role = "user" if speaker == "Human" else "assistant"
-        expected = "user" if len(turns) % 2 == 0 else "assistant"
-        if role != expected or not content.strip():
-            return None
-        turns.append({"role": role, "content": content.strip()})
-    return turns if turns[-1]["role"] == "assistant" else None
+    return [{"role": role, "content": content} for role, content in turns]
 
 
 def split_passages(knowledge: str, rng: random.Random) -> list[str]:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from agent.hh import hh_turns
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
 from detectors.relevance import FEATURES, compute_features, conversation_features
 from detectors.types import Encoder, Vectors
@@ -66,7 +67,6 @@ LICENSES = {
     "halueval_qa": "MIT (Copyright (c) 2020 RUCAIBox)",
     "hh_rlhf_harmless_base_test": "MIT (Copyright (c) 2022 Anthropic)",
 }
-_TURN = re.compile(r"\n\n(Human|Assistant): ?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)\]][.!?])(?=[A-Z])")
 
 
@@ -241,11 +241,7 @@ def load_hh(path: Path) -> list[Exchange]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
-        parts = _TURN.split(json.loads(line)["chosen"])[1:]
-        turns = [
-            ("user" if who == "Human" else "assistant", text.strip())
-            for who, text in zip(parts[::2], parts[1::2], strict=False)
-        ]
+        turns = hh_turns(json.loads(line)["chosen"])
         if not turns:
             continue
         group = "hh\n" + turns[0][1]
