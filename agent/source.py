@@ -2,8 +2,10 @@
 
 kafka-python delivers rebalances only inside ``poll()``, and the agent fully processes, writes and commits
 each polled batch before it polls again, so when partitions are revoked nothing handed to lookout is
-uncommitted: "flush and commit before revocation" holds by construction. The listener only records
-assignment events (it runs on kafka-python's IO thread and must not block).
+uncommitted: "flush and commit before revocation" holds by construction. The one exception is a commit the
+broker could not take (an outage, :class:`CommitDeferred`): the agent keeps those offsets and retries, and if the
+partitions move first, their new owner re-reads the stored records and the writes deduplicate. The listener only
+records assignment events (it runs on kafka-python's IO thread and must not block).
 """
 
 from __future__ import annotations
