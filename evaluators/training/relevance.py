@@ -28,9 +28,11 @@ questions only.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,8 @@ HH_SHARE = 0.25
 """Share of the total training weight on HH-RLHF conversation turns (the rest on HaluEval)."""
 HH_NEGATIVES = 2
 """Other conversations' replies per HH-RLHF turn."""
+SHIFT_GRID: tuple[float, ...] = tuple(round(-1.0 + 0.05 * i, 2) for i in range(41))
+"""Intercept shifts tried after the fit (see :func:`balanced_shift`)."""
 HH_FILE = Path("traffic") / "hh_rlhf_harmless_base_test" / "test.jsonl"
 WIKIQA_PUBLISHED = {"MAP": "CNN-Cnt 0.659 (Yang et al. 2015, test)", "MRR": "CNN-Cnt 0.674 (Yang et al. 2015, test)"}
 LICENSES = {
@@ -302,6 +306,33 @@ def fit(
     return fit_logistic(x[:, cols], y, names, name=NAME, version="pending", c=c, seed=seed, sample_weight=w)
 
 
+def balanced_shift(head: LogisticHead, pairs: Pairs, x: NDArray[np.float64]) -> tuple[float, dict[str, float]]:
+    """The intercept shift (from :data:`SHIFT_GRID`) that maximises balanced accuracy at 0.5 on the training pairs.
+
+    Balanced accuracy is averaged over the sources with :func:`fit`'s shares (HaluEval, HH-RLHF); ties go to the
+    smallest shift. The logistic fit balances log-loss, not decisions: on the train part its 0.5 flags about a
+    third of the genuine HH-RLHF replies while passing 1-2 % of other conversations' replies. Returns the shift
+    and the weighted balanced accuracy at 0 and at the chosen shift (for the card).
+    """
+    y = np.asarray(pairs.labels)
+    hh = np.asarray([k.startswith("hh ") for k in pairs.kinds], dtype=bool)
+    shares = ((~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE))
+    decision = head.decision(x)
+
+    def score(shift: float) -> float:
+        total = 0.0
+        for source, share in shares:
+            if not source.any():
+                continue
+            flag = decision[source] + shift >= 0.0
+            recalls = [float(np.mean(flag[y[source] == 1])), float(np.mean(~flag[y[source] == 0]))]
+            total += share * float(np.mean(recalls))
+        return total
+
+    best = max(SHIFT_GRID, key=lambda shift: (round(score(shift), 6), -abs(shift)))
+    return best, {"balanced_accuracy_at_0": round(score(0.0), 4), "balanced_accuracy_chosen": round(score(best), 4)}
+
+
 def _load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
     path = data_dir / HH_FILE
     if not path.is_file():
@@ -316,7 +347,10 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
     train_q, _ = _split(questions)
     train_hh, _ = _load_hh_split(data_dir)
     pairs = make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed)
-    head = fit(pairs, featurize(pairs, encoder, cache_dir), seed)
+    x = featurize(pairs, encoder, cache_dir)
+    head = fit(pairs, x, seed)
+    shift, shift_scores = balanced_shift(head, pairs, x)
+    head = dataclasses.replace(head, intercept=head.intercept + shift)
     kinds = {k: pairs.kinds.count(k) for k in dict.fromkeys(pairs.kinds)}
     meta: dict[str, Any] = {
         "date": DATE,
@@ -326,6 +360,7 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "train_questions": len(train_q),
         "train_hh_turns": len(train_hh),
         "hh_share": HH_SHARE,
+        "threshold_shift": {"shift": shift, **shift_scores},
         "train_pairs": kinds,
         "licenses": LICENSES,
         "labels": "1 = the question's own answer (right or hallucinated) or its knowledge sentence holding the "
@@ -474,9 +509,22 @@ def model_card(head: LogisticHead) -> str:
         questions=meta.get("train_questions", 0),
         hh_turns=meta.get("train_hh_turns", 0),
         hh_share=meta.get("hh_share", HH_SHARE),
+        shift=_shift_note(meta.get("threshold_shift")),
         pairs=pairs,
         metrics=metrics,
     )
+
+
+def _shift_note(shift: dict[str, float] | None) -> str:
+    if not shift:
+        return "No intercept shift (trained before the shift was introduced)."
+    note = (
+        f"After the fit the intercept was shifted by {shift['shift']:+.2f}: the shift, on a 0.05 grid, that "
+        "maximises balanced accuracy at 0.5 on the training pairs (sources weighted as above; "
+        f"{shift['balanced_accuracy_at_0']:.3f} → {shift['balanced_accuracy_chosen']:.3f}). The logistic fit "
+        "balances log-loss, not decisions: unshifted, 0.5 flagged about a third of the genuine HH-RLHF replies."
+    )
+    return textwrap.fill(note, width=112, subsequent_indent="  ")
 
 
 CARD = """# relevance head — model card
@@ -528,6 +576,7 @@ MIT, Copyright (c) 2022 Anthropic), train part. Pairs: {pairs}.
   random 3,000-turn sample).
 - Within each source positives and negatives carry equal weight, so 0.5 sits between them; HH-RLHF carries
   {hh_share:.0%} of the total weight (chosen on WikiQA-train MAP and the HH train part: 50 % cost 0.01 MAP). C = 1.
+- {shift}
 - WikiQA (Microsoft, research-only) was used only to choose the
   features, the negative mix and hard-negative rule, on 700 WikiQA-train questions with an answer (random
   subsample, seed 0): cosine alone MAP 0.705; this recipe 0.710; the same features fitted *on* WikiQA-train
@@ -554,22 +603,24 @@ cosine's 0.709). Published CNN-Cnt figures are on WikiQA *test*.
 {metrics}
 
 ## Known blind spots
-- One-word / short-span answers ("Paris", "Delhi", "1889") have a low cosine with their question: most
-  score below 0.5 (F1@0.5 ≈ 0.27 on HaluEval right answers) and are indistinguishable from another answer
-  of the same type ("Mumbai" for a Delhi question: AUC ≈ 0.51). Full-sentence answers are the reliable case.
+- One-word / short-span answers ("Paris", "Delhi", "1889") have a low cosine with their question: many
+  score below 0.5 (F1@0.5 0.55 on held-out HaluEval right answers vs random other answers) and are
+  indistinguishable from another answer of the same type ("Mumbai" for a Delhi question: AUC ≈ 0.51).
+  Full-sentence answers are the reliable case.
 - Topic, not answer: a sentence on the right topic that does not answer scores nearly as high as the answer
   (WikiQA MAP 0.71). It measures "on topic", not "helpful" or "correct".
 - Creative and open-ended prompts ("Write a poem about the sea") share few words with a good response and
   can score below 0.5.
-- Refusals ("I'm sorry, but I can't help with that") score low (≈0.2): they do not address the request.
+- Refusals ("I'm sorry, but I can't help with that") score low (≈0.2-0.3): they do not address the request.
   That is the contract, but the cause is a refusal: read the `refusal` column first (see the refusal
   detector); a relevance flag with refusal ≥ 0.5 is a refusal, not an off-topic answer.
 - Only the previous user and assistant turns are read: a reply that picks up a topic from three turns back,
   or a prompt whose `messages` put assistant turns after the last user turn, is read without that context.
 - Chat replies that deflect or ask back ("Why do you want to know?", "What do you mean?") share little with
-  the request and score below 0.5: the head flags 35 % of held-out HH-RLHF first-turn replies and 30 % of
-  follow-up replies (while 0.7 % / 2 % of other conversations' replies pass); 9 of 12 flags in a random sample
-  of them were deflections, ask-backs or hedges. Whether those "address the prompt" is a policy question:
+  the request and score below 0.5: the head flags 27 % of held-out HH-RLHF first-turn replies and 18 % of
+  follow-up replies (while 2 % / 7 % of other conversations' replies pass; 35 % / 30 % and 0.7 % / 2 % before
+  the threshold shift); 9 of 12 flags in a random sample of them (before the shift) were deflections, ask-backs
+  or hedges. Whether those "address the prompt" is a policy question:
   raise or lower the threshold per route.
 - Lexical features are English-centric (stopword list, question words, capitalisation for names); other
   languages rely on cosine (MiniLM is mostly English).

@@ -316,3 +316,27 @@ class TestTraining:
         self._write_halueval(tmp_path / "hallucination" / "halueval_qa", 10)
         with pytest.raises(FileNotFoundError, match="hh_rlhf_harmless_base_test"):
             training.train(tmp_path, HashingEncoder(), seed=0)
+
+
+class TestBalancedShift:
+    """After the fit, the intercept moves to where 0.5 balances the classes of the training pairs."""
+
+    @staticmethod
+    def _head() -> LogisticHead:
+        one = np.ones(1)
+        return LogisticHead("relevance", "t", ("cosine",), np.zeros(1), one, one, 0.0)
+
+    def test_shift_moves_the_threshold_between_the_classes(self) -> None:
+        """Decisions -1.0/-0.8 for positives, -2/-3 for negatives: the smallest grid shift separating them, +1.0."""
+        d = np.asarray([[-1.0], [-0.8], [-2.0], [-3.0]])
+        pairs = training.Pairs(["p"] * 4, ["r"] * 4, [1, 1, 0, 0], ["right answer"] * 2 + ["random other"] * 2)
+        shift, scores = training.balanced_shift(self._head(), pairs, d)
+        assert shift == 1.0 and scores == {"balanced_accuracy_at_0": 0.5, "balanced_accuracy_chosen": 1.0}
+
+    def test_sources_count_by_their_share(self) -> None:
+        """HaluEval (75 %) wants |shift| < 0.1, HH-RLHF (25 %) +0.3 to +0.55: the share decides; ties go to 0."""
+        d = np.asarray([[0.1], [-0.1], [-0.3], [-0.6]])
+        labels = [1, 0, 1, 0]
+        kinds = ["right answer", "random other", "hh first turn reply", "hh first turn other reply"]
+        shift, _ = training.balanced_shift(self._head(), training.Pairs(["p"] * 4, ["r"] * 4, labels, kinds), d)
+        assert shift == 0.0
