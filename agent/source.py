@@ -28,6 +28,8 @@ TopicPartitionKey = tuple[str, int]
 
 LAG_UPDATE_S = 1.0
 """Least time between two updates of the consumer-lag gauges."""
+JOIN_SETTLE_S = 15.0
+"""Longest :meth:`KafkaSource.close` lets a join in progress finish before leaving the group."""
 COMMIT_TIMEOUT_MS = 10_000
 """Longest one offset commit may block (kafka-python's default is 30 s), so that while the broker is away the
 agent gets back to its loop, and to a SIGTERM, within seconds."""
@@ -222,5 +224,19 @@ class KafkaSource:
         return out
 
     def close(self) -> None:
-        """Leave the group now (no auto-commit: every processed batch was committed already)."""
+        """Leave the group (no auto-commit: every processed batch was committed already).
+
+        A consumer caught in the middle of a join (SIGTERM right after start, or during a rebalance) first lets
+        the join finish, for up to :data:`JOIN_SETTLE_S`; records handed out meanwhile are dropped, never
+        processed nor committed, so the next owner reads them. kafka-python sends LeaveGroup as soon as it
+        holds a member id, and tansu 0.6 answers a LeaveGroup sent while that member's JoinGroup is pending
+        with success yet keeps the member as the group's leader: no later consumer of the group was assigned a
+        partition (none in 90 s). Leaving from a settled membership works on every broker.
+        """
+        from kafka.coordinator.base import MemberState
+
+        coordinator = getattr(self._consumer, "_coordinator", None)  # kafka-python internals: checked, not assumed
+        deadline = time.monotonic() + JOIN_SETTLE_S
+        while getattr(coordinator, "state", None) is MemberState.REBALANCING and time.monotonic() < deadline:
+            self._consumer.poll(timeout_ms=200)
         self._consumer.close(autocommit=False)

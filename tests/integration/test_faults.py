@@ -388,6 +388,34 @@ class TestSigterm:
         assert_exactly_once(agent_env, trials * per_trial)
 
 
+class TestLeaveDuringJoin:
+    """A consumer closed in the middle of its join does not leave the group stuck."""
+
+    def test_next_consumer_is_assigned_after_a_close_mid_join(self, topic: Topic) -> None:
+        """Close right after the JoinGroup went out; the next consumer of the group reads every record.
+
+        Before ``KafkaSource.close`` let the join finish, tansu kept the departed member as the group's leader
+        and the next consumer waited forever (none assigned in 90 s; ``make slow``'s SIGTERM test stored nothing).
+        Records the first consumer was handed while finishing its join were never committed, so none is skipped.
+        """
+        ends = topic.produce_records([record(i) for i in range(6)])
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        settings = KafkaSettings(bootstrap_servers=topic.broker.bootstrap, topic=topic.name, group_id=group)
+        first = KafkaSource(settings)
+        first.poll(200, 10)  # sends JoinGroup; tansu holds the answer for seconds
+        first.close()
+        second = KafkaSource(settings)
+        try:
+            got: list[RawMessage] = []
+            deadline = time.monotonic() + 60
+            while len(got) < 6 and time.monotonic() < deadline:
+                got += second.poll(500, 10)
+            assert second.last_assigned_at() is not None, "the group stayed stuck after a close mid-join"
+            assert sorted(m.origin.partition for m in got) == sorted(p for p, end in ends.items() for _ in range(end))
+        finally:
+            second.close()
+
+
 class TestRebalanceUnderLoad:
     """A second agent joins while the first consumes, then the first leaves mid-stream; every record stored."""
 
