@@ -286,6 +286,12 @@ def _split(questions: Sequence[Question]) -> tuple[list[Question], list[Question
     return train, [q for q in questions if held_out(q.group)]
 
 
+def source_shares(pairs: Pairs) -> list[tuple[NDArray[np.bool_], float]]:
+    """(mask, share of the total weight) per source: HaluEval, and HH-RLHF (kinds ``hh ...``) with :data:`HH_SHARE`."""
+    hh = np.asarray([k.startswith("hh ") for k in pairs.kinds], dtype=bool)
+    return [(~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE)]
+
+
 def fit(
     pairs: Pairs, x: NDArray[np.float64], seed: int, c: float = C, columns: Sequence[int] | None = None
 ) -> LogisticHead:
@@ -294,9 +300,8 @@ def fit(
     HH-RLHF pairs (kinds ``hh ...``), when present, carry :data:`HH_SHARE` of the total weight, HaluEval the rest.
     """
     y = np.asarray(pairs.labels)
-    hh = np.asarray([k.startswith("hh ") for k in pairs.kinds], dtype=bool)
     w = np.zeros(len(y), dtype=np.float64)
-    for source, share in ((~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE)):
+    for source, share in source_shares(pairs):
         for label in (0, 1):
             mask = source & (y == label)
             if mask.any():
@@ -315,8 +320,7 @@ def balanced_shift(head: LogisticHead, pairs: Pairs, x: NDArray[np.float64]) -> 
     and the weighted balanced accuracy at 0 and at the chosen shift (for the card).
     """
     y = np.asarray(pairs.labels)
-    hh = np.asarray([k.startswith("hh ") for k in pairs.kinds], dtype=bool)
-    shares = ((~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE))
+    shares = source_shares(pairs)
     decision = head.decision(x)
 
     def score(shift: float) -> float:
