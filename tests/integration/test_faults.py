@@ -312,11 +312,7 @@ class TestBrokerRestart:
         ends = topic.produce_records([record(i) for i in range(5)])
         source = KafkaSource(KafkaSettings(bootstrap_servers=s3_broker.bootstrap, topic=name, group_id=group))
         try:
-            got: list[RawMessage] = []
-            deadline = time.monotonic() + 60
-            while len(got) < 5 and time.monotonic() < deadline:
-                got += source.poll(500, 10)
-            assert len(got) == 5
+            assert len(_poll_until(source, 5)) == 5
             s3_broker.stop()
             with pytest.raises(CommitDeferred):
                 source.commit({(name, 0): 5})
@@ -329,6 +325,15 @@ class TestBrokerRestart:
             assert topic.committed(group) == ends == {0: 5}
         finally:
             source.close()
+
+
+def _poll_until(source: KafkaSource, n: int, timeout_s: float = 60) -> list[RawMessage]:
+    """Poll ``source`` until it handed out ``n`` messages or ``timeout_s`` passed; what it handed out."""
+    got: list[RawMessage] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < deadline:
+        got += source.poll(500, 10)
+    return got
 
 
 def _committed_or_empty(env: AgentEnv) -> dict[int, int]:
@@ -406,10 +411,7 @@ class TestLeaveDuringJoin:
         first.close()
         second = KafkaSource(settings)
         try:
-            got: list[RawMessage] = []
-            deadline = time.monotonic() + 60
-            while len(got) < 6 and time.monotonic() < deadline:
-                got += second.poll(500, 10)
+            got = _poll_until(second, 6)
             assert second.last_assigned_at() is not None, "the group stayed stuck after a close mid-join"
             assert sorted(m.origin.partition for m in got) == sorted(p for p, end in ends.items() for _ in range(end))
         finally:
