@@ -196,7 +196,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from agent.demo import run_demo
 
-    run_demo(_settings(args), Console())
+    run_demo(_settings(args), Console(), fresh=args.fresh)
     return 0
 
 
@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("query", cmd_query)
     p.add_argument("sql", help="one read-only statement; read v_records / v_dead_letters / v_agent_runs")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    add("demo", cmd_demo)
+    p = add("demo", cmd_demo)
+    p.add_argument("--fresh", action="store_true", help="drop the stored demo data first (embedded chdb:// store only)")
     from evaluators.heads import HEAD_TRAINERS  # light: no model imports
 
     p = add("train-heads", cmd_train_heads)

@@ -14,16 +14,19 @@ from agent.app import build_agent
 from agent.broker import Broker
 from agent.config import Settings
 from agent.drift import SIGNAL_FLAGS
+from agent.errors import ConfigError
 from agent.replay import replay
-from agent.storage.client import mask_dsn
+from agent.storage.client import chdb_path, connect, mask_dsn
 
 DEMO_TOPIC = "lookout-demo"
 DEMO_PARTITIONS = 3
 IDLE_EXIT_S = 3.0
 
 
-def run_demo(settings: Settings, console: Console) -> dict[str, Any]:
-    """Run the whole demo; returns the stats it printed."""
+def run_demo(settings: Settings, console: Console, fresh: bool = False) -> dict[str, Any]:
+    """Run the whole demo; returns the stats it printed. ``fresh`` drops the stored data first."""
+    if fresh:
+        clear_embedded(settings)
     sample = resources.files("agent").joinpath("data", "demo_sample.jsonl")
     with Broker() as broker, resources.as_file(sample) as sample_path:
         console.print(f"[bold]1/3[/] bundled Kafka broker (tansu) on {broker.bootstrap}")
@@ -39,6 +42,7 @@ def run_demo(settings: Settings, console: Console) -> dict[str, Any]:
             f"(detectors: {', '.join(demo.detectors.enabled)})"
         )
         running = build_agent(demo)
+        earlier = stats.runs(running.client, demo.clickhouse.database)
         running.agent.install_signal_handlers()
         with Progress(TextColumn("agent"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
             task = bar.add_task("agent", total=produced)
@@ -50,12 +54,33 @@ def run_demo(settings: Settings, console: Console) -> dict[str, Any]:
         f"[bold]3/3[/] this run: {counters.stored} scored, {counters.dead_lettered} to the DLQ; stored in total:"
     )
     print_summary(summary, console)
+    if earlier:
+        console.print(
+            f"(the store already held {earlier} earlier run(s): their records were scored again by this version "
+            "and replaced, but a review queue keeps each record's first routing; `lookout demo --fresh` starts "
+            "from an empty store)"
+        )
     console.print(
         "next: label the queued records — `.venv/bin/lookout review add-annotator me` prints a token, "
         "`.venv/bin/lookout review serve` opens http://127.0.0.1:8700/review/ — then "
         "`.venv/bin/lookout export --out failures --format jsonl`"
     )
     return summary
+
+
+def clear_embedded(settings: Settings) -> None:
+    """Drop lookout's database in the embedded ``chdb://`` directory (never on a server: that is the user's data)."""
+    ch = settings.clickhouse
+    if chdb_path(ch.dsn) is None:
+        raise ConfigError(
+            f"--fresh only clears an embedded chdb:// store, not {mask_dsn(ch.dsn)}; drop database {ch.database} there "
+            "yourself"
+        )
+    client = connect(ch)  # fails with a one-line StorageBusyError while another process holds the directory
+    try:
+        client.command(f"DROP DATABASE IF EXISTS {ch.database} SYNC")
+    finally:
+        client.close()
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:

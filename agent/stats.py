@@ -16,6 +16,11 @@ def score_columns(client: Client, db: str) -> list[str]:
     return [n for n in (*NAMES, *STREAM_SIGNALS) if n in present]
 
 
+def runs(client: Client, db: str) -> int:
+    """How many agent runs the store has seen."""
+    return int(client.command(f"SELECT count() FROM {db}.v_agent_runs"))
+
+
 def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
     """Samples, DLQ, per-detector mean and flagged count, cost, and the most flagged records."""
     detectors = score_columns(client, db)

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO, AgentEnv, record
+import pytest
+from conftest import REPO, AgentEnv, open_chdb, record
 
 from agent.broker import free_port
 
@@ -148,12 +149,42 @@ class TestBrokerAndReplay:
 class TestDemo:
     """``lookout demo``: the one-command tour."""
 
+    def test_fresh_drops_the_embedded_store_and_nothing_else(self, tmp_path: Path) -> None:
+        """``--fresh`` drops lookout's database in the chdb:// directory; it refuses a server DSN and a busy store."""
+        from agent.config import Settings
+        from agent.demo import clear_embedded
+        from agent.errors import ConfigError
+
+        data = tmp_path / "lookout-data"
+        with open_chdb(data, migrate=True) as c:
+            c.command("CREATE DATABASE other")
+            c.command("CREATE TABLE other.kept (x UInt8) ENGINE = MergeTree ORDER BY x")
+            c.command("INSERT INTO lookout.agent_runs (run_id) VALUES ('earlier')")
+            # while this process holds the directory, `lookout demo --fresh` stops before touching it
+            busy = lookout("demo", "--fresh", cwd=tmp_path, timeout=120)
+        assert busy.returncode != 0
+        assert "is in use by another process" in busy.stderr.strip().splitlines()[-1]
+        settings = Settings().with_overrides(clickhouse={"dsn": f"chdb://{data}"})
+        with open_chdb(data) as c:
+            assert c.command("SELECT count() FROM lookout.agent_runs") == 1
+        clear_embedded(settings)
+        with open_chdb(data) as c:
+            tables = c.query("SELECT database, name FROM system.tables WHERE database IN ('lookout', 'other')")
+            assert tables.result_rows == [("other", "kept")]
+        server = Settings().with_overrides(clickhouse={"dsn": "http://127.0.0.1:1"})
+        with pytest.raises(ConfigError, match=r"--fresh only clears an embedded chdb:// store"):
+            clear_embedded(server)
+
     def test_demo_runs_twice_with_the_same_result(self, tmp_path: Path) -> None:
         """The demo scores the bundled sample, prints real scores, and a second run stores nothing twice."""
         first = lookout("demo", cwd=tmp_path)
         assert first.returncode == 0, first.stderr[-3000:]
         second = lookout("demo", cwd=tmp_path)
         assert second.returncode == 0, second.stderr[-3000:]
+        assert "earlier run" not in first.stdout
+        # the rerun says that review queues keep their first routing and how to start over
+        assert "the store already held 1 earlier run(s)" in " ".join(second.stdout.split())
+        assert "lookout demo --fresh" in " ".join(second.stdout.split())
         for out in (first.stdout, second.stdout):
             assert "records (distinct)   │ 380" in out
             assert "dead letters         │ 8" in out
