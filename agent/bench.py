@@ -37,6 +37,7 @@ from agent.decode import decode
 from agent.errors import ConfigError
 from agent.hh import alternating, hh_turns
 from agent.pipeline import Scorer
+from agent.source import missing_client_speedups
 from agent.types import Origin, RawMessage, Sample
 from detectors.encoder import CachingEncoder, build_batch
 from detectors.types import Encoder, Vectors
@@ -92,6 +93,10 @@ class BenchResult:
     cache_hit_rate: float
     score_drift_max_abs: dict[str, float] = field(default_factory=dict)
     flag_agreement: float | None = None
+    consume_ceiling_records_per_s: float | None = None
+    """Records/s a bare consumer fetches, checksums and decodes: what the agent cannot pass on any device."""
+    kafka_missing: tuple[str, ...] = ()
+    """kafka-python speedups and codecs missing here (:func:`agent.source.missing_client_speedups`)."""
 
     @property
     def encoder_efficiency(self) -> float:
@@ -317,6 +322,51 @@ def measure_end_to_end(settings: Settings, records: Sequence[dict[str, Any]], ti
     return n / (times["end"] - times["start"])
 
 
+CONSUME_MESSAGES = 20_000
+"""Messages of the consume-ceiling measurement (the records, repeated)."""
+
+
+def measure_consume(records: Sequence[dict[str, Any]], messages: int = CONSUME_MESSAGES) -> float:
+    """Records/s one bare consumer fetches from the bundled broker, CRC-checks (kafka-python's default) and decodes.
+
+    Nothing is scored or stored: this is the ceiling that Kafka's client leaves the agent whatever the encoder's
+    device (with kafka-python's pure-Python CRC-32C it was about 5,000 one-KB records/s per core here).
+    """
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from agent.broker import Broker, ensure_topic
+
+    values = [json.dumps(r).encode() for r in records]
+    with Broker() as broker:
+        ensure_topic(broker.bootstrap, "consume", 1)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20, batch_size=1 << 18)
+        for i in range(messages):
+            producer.send("consume", value=values[i % len(values)])
+        producer.flush(timeout=120)
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False)
+        try:
+            consumer.assign([TopicPartition("consume", 0)])
+            consumer.seek_to_beginning()
+            seen = rejected = 0
+            deadline = time.monotonic() + 300
+            start = time.perf_counter()
+            while seen < messages:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"bench: consumed {seen} of {messages} messages within 300 s")
+                for tp, batch in consumer.poll(timeout_ms=1000, max_records=2000).items():
+                    for m in batch:
+                        out = decode(RawMessage(Origin(tp.topic, tp.partition, m.offset), m.value, m.key))
+                        rejected += not isinstance(out, Sample)
+                    seen += len(batch)
+            elapsed = time.perf_counter() - start
+        finally:
+            consumer.close()
+    if rejected:
+        raise RuntimeError(f"bench: {rejected} of the consumed records did not decode")
+    return seen / elapsed
+
+
 def _wait(done: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
@@ -361,8 +411,10 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
     if config.precision != "fp32" or settings.encoder.runtime != "torch":
         drift, agreement = measure_drift(settings.with_overrides(encoder={"cache_size": 0}), scorer, samples)
         progress(f"score drift vs torch fp32: {drift}, flag agreement {agreement:.4f}")
-    e2e = None
+    e2e = consume = None
     if config.end_to_end:  # best of the same number of rounds as scoring, so the two ratios compare alike
+        consume = measure_consume(records[: len(samples)])
+        progress(f"consume ceiling (fetch + CRC + decode, no scoring): {consume:,.0f} records/s")
         for n in range(1, config.rounds + 1):
             rate = measure_end_to_end(settings, records[: len(samples)])
             e2e = rate if e2e is None else max(e2e, rate)
@@ -385,6 +437,8 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
         cache_hit_rate=hit_rate,
         score_drift_max_abs=drift,
         flag_agreement=agreement,
+        consume_ceiling_records_per_s=consume,
+        kafka_missing=tuple(missing_client_speedups()),
     )
 
 
@@ -405,9 +459,13 @@ def table(result: BenchResult) -> str:
         ("  scoring / naive", f"{r.vs_naive:.1f}x"),
         ("end to end (tansu → agent → chDB)", e2e),
         ("  end to end / scoring", "-" if ratio is None else f"{ratio:.1%}"),
+        ("consume ceiling (fetch, CRC, decode)", "skipped" if r.consume_ceiling_records_per_s is None
+         else f"{r.consume_ceiling_records_per_s:,.0f} records/s"),
         ("embedding cache hit rate", f"{r.cache_hit_rate:.1%}"),
         ("peak RSS", f"{r.peak_rss_mb:,.0f} MB"),
     ]  # fmt: skip
+    if r.kafka_missing:
+        rows.append(("kafka-python lacks", ", ".join(r.kafka_missing) + " (reinstall lookout's dependencies)"))
     if r.flag_agreement is not None:
         drift = ", ".join(f"{k} {v:.4f}" for k, v in sorted(r.score_drift_max_abs.items()))
         rows.append((f"{r.precision} {r.runtime} vs torch fp32 max |Δscore|", drift or "-"))

@@ -26,3 +26,19 @@ def test_end_to_end_runs_the_agent_on_the_main_thread(monkeypatch: pytest.Monkey
     rate = bench.measure_end_to_end(load_settings(), records, timeout_s=120)
     assert rate > 0
     assert threads == [threading.main_thread().name]
+
+
+def test_consume_ceiling_reads_and_decodes_every_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consume ceiling fetches and decodes every produced message from a real broker, none twice or lost."""
+    decoded: list[int] = []
+    decode = bench.decode
+
+    def counting(message: Any, *args: Any) -> Any:
+        decoded.append(message.origin.offset)
+        return decode(message, *args)
+
+    monkeypatch.setattr(bench, "decode", counting)
+    records, _ = bench.load_records(8, bench.DEMO)
+    rate = bench.measure_consume(records, messages=300)
+    assert rate > 0
+    assert decoded == list(range(300))
