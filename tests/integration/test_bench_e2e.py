@@ -30,8 +30,9 @@ def test_end_to_end_runs_the_agent_on_the_main_thread(monkeypatch: pytest.Monkey
 
 def test_consume_ceiling_reads_and_decodes_every_message(monkeypatch: pytest.MonkeyPatch) -> None:
     """The consume ceiling fetches and decodes every produced message from a real broker, none twice or lost."""
+    from agent.decode import decode
+
     decoded: list[int] = []
-    decode = bench.decode
 
     def counting(message: Any, *args: Any) -> Any:
         decoded.append(message.origin.offset)
