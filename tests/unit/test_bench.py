@@ -82,6 +82,20 @@ class TestBenchAssembly:
         assert result["texts_per_sample"] > 0 and result["naive_texts_per_sample"] > result["texts_per_sample"]
         assert result["scoring_samples_per_s"] > 0 and result["encoder_ceiling_texts_per_s"] > 0
         assert any(line.startswith("encoder ceiling") for line in lines[:-1])
+        # without the model's time scoring only gets faster; the consume ceiling needs the broker (skipped)
+        assert result["host_ceiling_samples_per_s"] > result["scoring_samples_per_s"]
+        assert result["consume_ceiling_records_per_s"] is None and result["kafka_missing"] == []
+
+    def test_lookup_encoder_gives_the_recorded_vectors(self) -> None:
+        """The lookup returns what the recorded run produced, row for row; an unrecorded text is an error."""
+        recorder = bench.RecordingEncoder(HashingEncoder(8))
+        recorder.encode(["a", "b"])
+        recorder.encode(["c"])
+        lookup = bench.LookupEncoder("hashing", recorder.vectors, 8)
+        np.testing.assert_array_equal(lookup.encode(["c", "a"]), HashingEncoder(8).encode(["c", "a"]))
+        assert lookup.encode([]).shape == (0, 8)
+        with pytest.raises(KeyError):
+            lookup.encode(["never encoded"])
 
     def test_hh_rlhf_transcripts_become_records(self) -> None:
         """An HH-RLHF transcript becomes history + last human turn as prompt + final assistant turn as response."""
