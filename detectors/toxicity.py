@@ -47,12 +47,19 @@ class ProfanityCheckModel:
         return metadata.version("alt-profanity-check")
 
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        """Probability that each text is offensive."""
+        """Probability that each text is offensive; each distinct text is classified once.
+
+        The same numbers as ``profanity_check.predict_prob`` (the package's own vectorizer and model), without
+        its per-row ``apply_along_axis`` and without classifying a repeated text (prompts repeat) again.
+        """
         if not texts:
             return np.zeros(0)
-        from profanity_check import predict_prob  # loads two joblib files (~100 ms)
+        from profanity_check.profanity_check import model, vectorizer  # loads two joblib files (~100 ms)
 
-        return np.asarray(predict_prob(list(texts)), dtype=np.float64)
+        unique = dict.fromkeys(texts)
+        probs = model.predict_proba(vectorizer.transform(list(unique)))[:, 1]
+        row = {text: i for i, text in enumerate(unique)}
+        return np.asarray(probs, dtype=np.float64)[[row[t] for t in texts]]
 
 
 class LexicalToxicity:
@@ -125,11 +132,14 @@ def head_proba(
     ``head.meta["stack"]`` (fitted on the wiki tuning half, see ``evaluators/training/toxicity.py``); a head
     without one returns the head's probability.
     """
-    p_head = head.predict_proba(head_features(embeddings, lexical.predict_proba(texts)))
     stack = head.meta.get(STACK_KEY)
+    masked = [mask_identity(t) for t in texts] if stack else []
+    # one call for both: most texts mention no identity term, so their masked copy is the same text
+    p_lexical = lexical.predict_proba([*texts, *masked]) if len(texts) else np.zeros(0)
+    p_head = head.predict_proba(head_features(embeddings, p_lexical[: len(texts)]))
     if not stack or not len(texts):
         return p_head
-    p_masked = lexical.predict_proba([mask_identity(t) for t in texts])
+    p_masked = p_lexical[len(texts) :]
     z = (
         float(stack["head"]) * _logit(p_head)
         + float(stack["lexical_masked"]) * _logit(p_masked)

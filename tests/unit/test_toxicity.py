@@ -159,6 +159,23 @@ class TestMaskIdentity:
         assert mask_identity("you stupid idiot") == "you stupid idiot"
 
 
+class TestProfanityCheckModel:
+    """lookout's call of alt-profanity-check: the package's own numbers, each distinct text classified once."""
+
+    def test_same_numbers_as_predict_prob_with_repeats(self) -> None:
+        """Repeated, empty and non-English texts get exactly what ``profanity_check.predict_prob`` gives."""
+        from profanity_check import predict_prob
+
+        from detectors.toxicity import ProfanityCheckModel
+
+        texts = ["you stupid idiot", "hello there", "", "you stupid idiot", "パンを焼きます。", "hello there", "shit"]
+        ours = ProfanityCheckModel().predict_proba(texts)
+        assert ours.shape == (len(texts),) and ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, np.asarray(predict_prob(texts), dtype=np.float64))
+        assert ours[0] == ours[3] and ours[1] == ours[5]
+        assert ProfanityCheckModel().predict_proba([]).shape == (0,)
+
+
 class TestBundledHead:
     """The shipped head on the real encoder and alt-profanity-check."""
 
