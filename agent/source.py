@@ -168,8 +168,20 @@ class KafkaSource:
             )
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawMessage]:
-        """Messages from all assigned partitions, in offset order within each partition."""
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        """Messages from all assigned partitions, in offset order within each partition.
+
+        A batch compressed with a codec this install lacks raises :class:`BrokerError` (one line; nothing of it
+        was handed out or committed, so a fixed install reads it again).
+        """
+        from kafka.errors import UnsupportedCodecError
+
+        try:
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except UnsupportedCodecError as exc:
+            raise BrokerError(
+                f"cannot read a fetched batch ({exc}); reinstall lookout with its dependencies "
+                "(kafka-python[crc32c,lz4,snappy,zstd])"
+            ) from None
         out = []
         for tp, records in polled.items():
             for r in records:

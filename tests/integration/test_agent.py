@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conftest import MALFORMED, AgentEnv, record
@@ -155,3 +156,46 @@ class TestShutdown:
         assert again.returncode == 0
         assert _distinct(agent_env) == n
         assert agent_env.topic.committed(agent_env.group) == ends
+
+
+class TestCompressedInput:
+    """Producers compress: every codec Kafka has must be readable, and a missing one must be a clear stop."""
+
+    def test_every_codec_is_stored_and_a_missing_one_stops_with_one_line(
+        self, agent_env: AgentEnv, tmp_path: Path
+    ) -> None:
+        """gzip, lz4, snappy and zstd batches are all stored once.
+
+        With zstandard made unimportable (``sys.modules["zstandard"] = None`` from a sitecustomize on PYTHONPATH:
+        the mock for an install that dropped it) the agent exits 1 with one line naming the cure and stores
+        nothing of that batch; a normal run afterwards stores every record. Values are long and repetitive and
+        batched (kafka-python sends a batch uncompressed when compressing would not make it smaller).
+        """
+        from kafka import KafkaProducer
+
+        codecs = ("gzip", "lz4", "snappy", "zstd")
+        filler = " all work and no play makes a dull response" * 40
+        for n, codec in enumerate(codecs):
+            producer = KafkaProducer(
+                bootstrap_servers=agent_env.topic.broker.bootstrap, compression_type=codec, linger_ms=50
+            )
+            for i in range(3):
+                value = json.dumps(record(10 * n + i, response=f"{filler} {codec}")).encode()
+                producer.send(agent_env.topic.name, value=value, key=codec.encode())
+            producer.flush(timeout=30)
+            producer.close()
+        blocked = tmp_path / "no-zstd"
+        blocked.mkdir()
+        (blocked / "sitecustomize.py").write_text('import sys\nsys.modules["zstandard"] = None\n')
+        failed = agent_env.run("run", "--exit-when-idle", IDLE, PYTHONPATH=str(blocked))
+        assert failed.returncode == 1, failed.stderr[-2000:]
+        last = failed.stderr.strip().splitlines()[-1]
+        assert last.startswith("lookout: error: cannot read a fetched batch ("), last
+        assert "zstd" in last and "kafka-python[crc32c,lz4,snappy,zstd]" in last
+        stored = {r[0] for r in agent_env.query("SELECT id FROM lookout.v_records")}
+        assert not stored & {f"r-{30 + i:05d}" for i in range(3)}  # nothing of the zstd batch
+        done = agent_env.run("run", "--exit-when-idle", IDLE)
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = agent_env.query("SELECT id, response FROM lookout.v_records ORDER BY id")
+        assert len(rows) == 12
+        assert sorted(response.rsplit(" ", 1)[-1] for _, response in rows) == sorted(codecs * 3)
