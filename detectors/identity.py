@@ -39,6 +39,21 @@ _IDENTITY_RE = re.compile(
 )
 
 
+_FIRST_RUNS = frozenset(m.group() for m in map(re.compile(r"\w+").match, IDENTITY_TERMS) if m is not None)
+"""The leading word of each term ("non" of "non-binary"): any match of a term is a text word equal to one."""
+_WORD = re.compile(r"\w+")
+_CASE_ODD = re.compile("[\u0130\u0131\u017f\u212a]")
+"""The only non-ASCII characters ``re.IGNORECASE`` equates with ASCII letters (dotted I, dotless i, long s, Kelvin)."""
+
+
 def mask_identity(text: str) -> str:
-    """``text`` with every identity term removed (whole words, any case)."""
+    """``text`` with every identity term removed (whole words, any case).
+
+    Most texts name no group: a match needs a word of the text (lower-cased) to be some term's leading word,
+    so a text without one is returned as is, without running the alternation of every term over it. Exact: a
+    match starts at a word boundary and ends at one or at the term's hyphen, so the text's word there is the
+    term's leading word (in ASCII letters unless the text has one of :data:`_CASE_ODD`, checked first).
+    """
+    if _CASE_ODD.search(text) is None and _FIRST_RUNS.isdisjoint(w.lower() for w in _WORD.findall(text)):
+        return text
     return _IDENTITY_RE.sub("", text)
