@@ -39,9 +39,9 @@ _IDENTITY_RE = re.compile(
 )
 
 
-_FIRST_RUNS = frozenset(m.group() for m in map(re.compile(r"\w+").match, IDENTITY_TERMS) if m is not None)
-"""The leading word of each term ("non" of "non-binary"): any match of a term is a text word equal to one."""
 _WORD = re.compile(r"\w+")
+_FIRST_RUNS = frozenset(m.group() for m in map(_WORD.match, IDENTITY_TERMS) if m is not None)
+"""The leading word of each term ("non" of "non-binary"): any match of a term is a text word equal to one."""
 _CASE_ODD = re.compile("[\u0130\u0131\u017f\u212a]")
 """The only non-ASCII characters ``re.IGNORECASE`` equates with ASCII letters (dotted I, dotless i, long s, Kelvin)."""
 
