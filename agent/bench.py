@@ -97,6 +97,8 @@ class BenchResult:
     flag_agreement: float | None = None
     host_ceiling_samples_per_s: float | None = None
     """Scoring samples/s with the model's time taken out (:class:`LookupEncoder`): one process's ceiling."""
+    host_e2e_records_per_s: float | None = None
+    """End-to-end records/s of the whole agent with the model's time taken out: one process's ceiling."""
     consume_ceiling_records_per_s: float | None = None
     """Records/s a bare consumer fetches, checksums and decodes: what the agent cannot pass on any device."""
     kafka_missing: tuple[str, ...] = ()
@@ -155,17 +157,27 @@ class LookupEncoder:
     """Returns vectors an earlier real encoder run produced: a measuring device that takes the encoder's time out.
 
     Scoring over it times everything lookout does besides the model: the ceiling a faster device cannot raise.
+    A text the real run never encoded (the agent redacts before encoding) goes to ``fallback`` and is counted in
+    :attr:`misses`; without a fallback it is a KeyError.
     """
 
-    def __init__(self, name: str, vectors: Mapping[str, Vectors], dim: int) -> None:
+    def __init__(self, name: str, vectors: Mapping[str, Vectors], dim: int, fallback: Encoder | None = None) -> None:
         self.name = name
-        self.vectors = vectors
+        self.vectors = dict(vectors)
         self.dim = dim
+        self.fallback = fallback
+        self.misses = 0
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        """The recorded vectors of ``texts`` (KeyError for a text the real run never encoded)."""
+        """The recorded vectors of ``texts``."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            if self.fallback is None:
+                raise KeyError(missing[0])
+            self.misses += len(missing)
+            self.vectors.update(zip(missing, self.fallback.encode(missing), strict=True))
         return np.stack([self.vectors[t] for t in texts])
 
 
@@ -245,7 +257,7 @@ def measure_host(scorer: Scorer, recorder: RecordingEncoder, samples: Sequence[S
     """Scoring samples/s with the model replaced by a lookup of the vectors it produced (best of two)."""
     model = recorder.inner
     dim = next(iter(recorder.vectors.values())).shape[0]
-    recorder.inner = LookupEncoder(model.name, dict(recorder.vectors), dim)
+    recorder.inner = LookupEncoder(model.name, recorder.vectors, dim)
     try:
         return max(measure_scoring(scorer, recorder, samples, batch) for _ in range(2))
     finally:
@@ -303,12 +315,18 @@ def measure_drift(settings: Settings, base: Scorer, samples: Sequence[Sample]) -
     return drift, agree
 
 
-def measure_end_to_end(settings: Settings, records: Sequence[dict[str, Any]], timeout_s: float = 600.0) -> float:
+def measure_end_to_end(
+    settings: Settings,
+    records: Sequence[dict[str, Any]],
+    timeout_s: float = 600.0,
+    lookup: LookupEncoder | None = None,
+) -> float:
     """Records/s through a real broker and the real agent into chDB, from first produce to last stored.
 
     The agent loop runs on this (the main) thread, as under ``lookout run``; the producer and the watcher that
     stops the agent run beside it. (Driving torch from a second thread after the main thread used it ran the
-    encoder 25-30 % slower here, which is a harness effect, not the agent's.)
+    encoder 25-30 % slower here, which is a harness effect, not the agent's.) With ``lookup`` the agent's model is
+    replaced by that :class:`LookupEncoder` (the model becomes its fallback): the whole agent without the model.
     """
     from kafka import KafkaProducer
 
@@ -324,6 +342,8 @@ def measure_end_to_end(settings: Settings, records: Sequence[dict[str, Any]], ti
         )
         running = build_agent(e2e)
         agent = running.agent
+        if lookup is not None:
+            _look_up(agent.scorer, lookup)
         n = len(records)
         times: dict[str, float] = {}
         errors: list[BaseException] = []
@@ -404,6 +424,30 @@ def measure_consume(records: Sequence[dict[str, Any]], messages: int = CONSUME_M
     return seen / elapsed
 
 
+def _look_up(scorer: Scorer, lookup: LookupEncoder) -> None:
+    """Put ``lookup`` in place of the scorer's model (below its cache), with the model as its fallback."""
+    enc = scorer.encoder
+    if enc is None:
+        return
+    if isinstance(enc, CachingEncoder):
+        lookup.fallback, enc.inner = enc.inner, lookup
+    else:
+        lookup.fallback, scorer.encoder = enc, lookup
+
+
+def repeated(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """``records`` cycled to ``n``, each copy with its own id (``#k`` appended) so none is a re-delivery."""
+    out = []
+    for i in range(n):
+        r = records[i % len(records)]
+        out.append({**r, "id": f"{r.get('id', 'r')}#{i // len(records)}"})
+    return out
+
+
+HOST_E2E_RECORDS = 2_048
+"""Records of the end-to-end run without the model (at ~1,000 records/s, about two seconds)."""
+
+
 def _wait(done: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
@@ -450,7 +494,7 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
     if config.precision != "fp32" or settings.encoder.runtime != "torch":
         drift, agreement = measure_drift(settings.with_overrides(encoder={"cache_size": 0}), scorer, samples)
         progress(f"score drift vs torch fp32: {drift}, flag agreement {agreement:.4f}")
-    e2e = consume = None
+    e2e = consume = host_e2e = None
     if config.end_to_end:  # best of the same number of rounds as scoring, so the two ratios compare alike
         consume = measure_consume(records[: len(samples)])
         progress(f"consume ceiling (fetch + CRC + decode, no scoring): {consume:,.0f} records/s")
@@ -458,6 +502,10 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
             rate = measure_end_to_end(settings, records[: len(samples)])
             e2e = rate if e2e is None else max(e2e, rate)
             progress(f"end to end round {n}: {rate:.1f} records/s (best {e2e:.1f})")
+        dim = next(iter(recorder.vectors.values())).shape[0]
+        lookup = LookupEncoder(recorder.inner.name, recorder.vectors, dim)
+        host_e2e = measure_end_to_end(settings, repeated(records[: len(samples)], HOST_E2E_RECORDS), lookup=lookup)
+        progress(f"end to end without the model: {host_e2e:,.0f} records/s ({lookup.misses} texts not looked up)")
     return BenchResult(
         device=config.device,
         precision=config.precision,
@@ -478,6 +526,7 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
         flag_agreement=agreement,
         consume_ceiling_records_per_s=consume,
         host_ceiling_samples_per_s=host,
+        host_e2e_records_per_s=host_e2e,
         kafka_missing=tuple(missing_client_speedups()),
     )
 
@@ -503,6 +552,8 @@ def table(result: BenchResult) -> str:
          else f"{r.consume_ceiling_records_per_s:,.0f} records/s"),
         ("scoring without the model", "-" if r.host_ceiling_samples_per_s is None
          else f"{r.host_ceiling_samples_per_s:,.0f} samples/s (one process; vectors looked up)"),
+        ("end to end without the model", "skipped" if r.host_e2e_records_per_s is None
+         else f"{r.host_e2e_records_per_s:,.0f} records/s (one agent process)"),
         ("embedding cache hit rate", f"{r.cache_hit_rate:.1%}"),
         ("peak RSS", f"{r.peak_rss_mb:,.0f} MB"),
     ]  # fmt: skip

@@ -43,3 +43,21 @@ def test_consume_ceiling_reads_and_decodes_every_message(monkeypatch: pytest.Mon
     rate = bench.measure_consume(records, messages=300)
     assert rate > 0
     assert decoded == list(range(300))
+
+
+def test_end_to_end_without_the_model_uses_only_looked_up_vectors() -> None:
+    """The whole agent runs over a LookupEncoder; a text it lacks goes to the model once and is counted.
+
+    A second run, with the vectors the first one collected, never calls the model.
+    """
+    records, _ = bench.load_records(8, bench.DEMO)
+    first = bench.LookupEncoder("all-MiniLM-L6-v2", {}, 384)
+    assert bench.measure_end_to_end(load_settings(), records, timeout_s=120, lookup=first) > 0
+    assert first.misses > 0 and first.fallback is not None
+    second = bench.LookupEncoder("all-MiniLM-L6-v2", first.vectors, 384)
+    copies = bench.repeated(records, 20)
+    assert len({r["id"] for r in copies}) == 20 and [r["response"] for r in copies[8:16]] == [
+        r["response"] for r in records
+    ]
+    assert bench.measure_end_to_end(load_settings(), copies, timeout_s=120, lookup=second) > 0
+    assert second.misses == 0

@@ -96,6 +96,9 @@ class TestBenchAssembly:
         assert lookup.encode([]).shape == (0, 8)
         with pytest.raises(KeyError):
             lookup.encode(["never encoded"])
+        lookup.fallback = HashingEncoder(8)
+        np.testing.assert_array_equal(lookup.encode(["new", "a", "new"])[0], HashingEncoder(8).encode(["new"])[0])
+        assert lookup.misses == 1 and lookup.encode(["new"]).shape == (1, 8) and lookup.misses == 1
 
     def test_hh_rlhf_transcripts_become_records(self) -> None:
         """An HH-RLHF transcript becomes history + last human turn as prompt + final assistant turn as response."""
