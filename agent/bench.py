@@ -344,13 +344,6 @@ def measure_end_to_end(
             clickhouse={"dsn": f"chdb://{tmp}/data"},
             metrics={"port": 0},
         )
-        running = build_agent(e2e)
-        agent = running.agent
-        if lookup is not None:
-            _look_up(agent.scorer, lookup)
-        n = len(records)
-        times: dict[str, float] = {}
-        errors: list[BaseException] = []
 
         def produce() -> None:
             producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
@@ -359,8 +352,15 @@ def measure_end_to_end(
             producer.flush(timeout=60)
             producer.close()
 
-        if lookup is not None:  # a backlog: produced before the agent joins
+        if lookup is not None:  # a backlog: produced before the agent exists
             produce()
+        running = build_agent(e2e)
+        agent = running.agent
+        if lookup is not None:
+            _look_up(agent.scorer, lookup)
+        n = len(records)
+        times: dict[str, float] = {}
+        errors: list[BaseException] = []
 
         def drive() -> None:
             try:
