@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,8 @@ from agent.source import missing_client_speedups
 from agent.types import Origin, RawMessage, Sample
 from detectors.encoder import CachingEncoder, build_batch
 from detectors.types import Encoder, Vectors
+
+_E = TypeVar("_E", bound=Encoder)
 
 REPO = Path(__file__).resolve().parent.parent
 HH_RLHF = REPO.parent / "shared" / "datasets" / "traffic" / "hh_rlhf_harmless_base_test" / "test.jsonl"
@@ -161,12 +163,20 @@ class LookupEncoder:
     :attr:`misses`; without a fallback it is a KeyError.
     """
 
-    def __init__(self, name: str, vectors: Mapping[str, Vectors], dim: int, fallback: Encoder | None = None) -> None:
+    def __init__(
+        self, name: str, vectors: Mapping[str, Vectors], dim: int | None = None, fallback: Encoder | None = None
+    ) -> None:
         self.name = name
         self.vectors = dict(vectors)
-        self.dim = dim
+        self.dim = dim if dim is not None else next(iter(self.vectors.values())).shape[0]
+        """Vector width (read off the vectors unless given; needed for an empty mapping)."""
         self.fallback = fallback
         self.misses = 0
+
+    def over(self, model: Encoder) -> LookupEncoder:
+        """This lookup, with ``model`` as its fallback (to put in the model's place)."""
+        self.fallback = model
+        return self
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """The recorded vectors of ``texts``."""
@@ -256,26 +266,29 @@ def measure_scoring(scorer: Scorer, recorder: RecordingEncoder, samples: Sequenc
 def measure_host(scorer: Scorer, recorder: RecordingEncoder, samples: Sequence[Sample], batch: int) -> float:
     """Scoring samples/s with the model replaced by a lookup of the vectors it produced (best of two)."""
     model = recorder.inner
-    dim = next(iter(recorder.vectors.values())).shape[0]
-    recorder.inner = LookupEncoder(model.name, recorder.vectors, dim)
+    recorder.inner = LookupEncoder(model.name, recorder.vectors)
     try:
         return max(measure_scoring(scorer, recorder, samples, batch) for _ in range(2))
     finally:
         recorder.inner = model
 
 
-def _install_recorder(scorer: Scorer) -> RecordingEncoder:
-    """Put a :class:`RecordingEncoder` right above the model, below any cache."""
+def _above_model(scorer: Scorer, wrap: Callable[[Encoder], _E]) -> _E:
+    """Replace the scorer's model, right below any cache, with ``wrap(model)``; returns what was put there."""
     enc = scorer.encoder
     if enc is None:
         raise ConfigError("bench needs the encoder (some detector must use embeddings)")
+    wrapped = wrap(enc.inner if isinstance(enc, CachingEncoder) else enc)
     if isinstance(enc, CachingEncoder):
-        recorder = RecordingEncoder(enc.inner)
-        enc.inner = recorder
+        enc.inner = wrapped
     else:
-        recorder = RecordingEncoder(enc)
-        scorer.encoder = recorder
-    return recorder
+        scorer.encoder = wrapped
+    return wrapped
+
+
+def _install_recorder(scorer: Scorer) -> RecordingEncoder:
+    """Put a :class:`RecordingEncoder` right above the model, below any cache."""
+    return _above_model(scorer, RecordingEncoder)
 
 
 def measure_ceiling(encoder: Encoder, calls: Sequence[Sequence[str]]) -> float:
@@ -357,7 +370,7 @@ def measure_end_to_end(
         running = build_agent(e2e)
         agent = running.agent
         if lookup is not None:
-            _look_up(agent.scorer, lookup)
+            _above_model(agent.scorer, lookup.over)
         n = len(records)
         times: dict[str, float] = {}
         errors: list[BaseException] = []
@@ -437,17 +450,6 @@ def measure_consume(records: Sequence[dict[str, Any]], messages: int = CONSUME_M
     return seen / elapsed
 
 
-def _look_up(scorer: Scorer, lookup: LookupEncoder) -> None:
-    """Put ``lookup`` in place of the scorer's model (below its cache), with the model as its fallback."""
-    enc = scorer.encoder
-    if enc is None:
-        return
-    if isinstance(enc, CachingEncoder):
-        lookup.fallback, enc.inner = enc.inner, lookup
-    else:
-        lookup.fallback, scorer.encoder = enc, lookup
-
-
 def repeated(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """``records`` cycled to ``n``, each copy with its own id (``#k`` appended) so none is a re-delivery."""
     out = []
@@ -515,8 +517,7 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
             rate = measure_end_to_end(settings, records[: len(samples)])
             e2e = rate if e2e is None else max(e2e, rate)
             progress(f"end to end round {n}: {rate:.1f} records/s (best {e2e:.1f})")
-        dim = next(iter(recorder.vectors.values())).shape[0]
-        lookup = LookupEncoder(recorder.inner.name, recorder.vectors, dim)
+        lookup = LookupEncoder(recorder.inner.name, recorder.vectors)
         host_e2e = measure_end_to_end(settings, repeated(records[: len(samples)], HOST_E2E_RECORDS), lookup=lookup)
         progress(f"end to end without the model: {host_e2e:,.0f} records/s ({lookup.misses} texts not looked up)")
     return BenchResult(
