@@ -160,11 +160,15 @@ class KafkaSource:
         self._consumer.subscribe([settings.topic, *extra_topics], listener=_Listener())
         missing = missing_client_speedups()
         if missing:
+            effects = []
+            if "crc32c" in missing:
+                effects.append("fetched batches are checksummed in pure Python (~5 MB/s per core)")
+            if any(m != "crc32c" for m in missing):
+                effects.append("a batch compressed with a missing codec cannot be read")
             log.warning(
                 "kafka client incomplete: reinstall lookout with its dependencies",
                 missing=missing,
-                effect="no crc32c: fetched batches are checksummed in pure Python (~5 MB/s per core); "
-                "a batch compressed with a missing codec cannot be read",
+                effect="; ".join(effects),
             )
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawMessage]:
