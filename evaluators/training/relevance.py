@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,8 @@ from agent.hh import hh_turns
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
 from detectors.relevance import FEATURES, compute_features, conversation_features
 from detectors.types import Encoder, Vectors
-from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
+from evaluators.quality import EvalRow, cached_encode, held_out_metrics, released
+from evaluators.training import relevance_card
 
 NAME = "relevance"
 DATE = "2026-11-27"
@@ -499,141 +499,4 @@ def evaluate(data_dir: Path, encoder: Encoder, cache_dir: Path | None = None) ->
 
 def model_card(head: LogisticHead) -> str:
     """The markdown model card for ``head`` (written beside the JSON as ``relevance.md``)."""
-    meta = head.meta
-    weights = weight_table(head)
-    metrics = metric_table(meta)
-    pairs = ", ".join(f"{k} {v}" for k, v in meta.get("train_pairs", {}).items())
-    return CARD.format(
-        version=head.version,
-        date=meta.get("date", DATE),
-        seed=meta.get("seed", 0),
-        encoder=meta.get("encoder", ""),
-        weights=weights,
-        intercept=head.intercept,
-        questions=meta.get("train_questions", 0),
-        hh_turns=meta.get("train_hh_turns", 0),
-        hh_share=meta.get("hh_share", HH_SHARE),
-        shift=_shift_note(meta.get("threshold_shift")),
-        pairs=pairs,
-        metrics=metrics,
-    )
-
-
-def _shift_note(shift: dict[str, float] | None) -> str:
-    if not shift:
-        return "No intercept shift (trained before the shift was introduced)."
-    note = (
-        f"After the fit the intercept was shifted by {shift['shift']:+.2f}: the shift, on a 0.05 grid, that "
-        "maximises balanced accuracy at 0.5 on the training pairs (sources weighted as above; "
-        f"{shift['balanced_accuracy_at_0']:.3f} → {shift['balanced_accuracy_chosen']:.3f}). The logistic fit "
-        "balances log-loss, not decisions: unshifted, 0.5 flagged about a third of the genuine HH-RLHF replies."
-    )
-    return textwrap.fill(note, width=112, subsequent_indent="  ")
-
-
-CARD = """# relevance head — model card
-
-Version `{version}`, trained {date}, seed {seed}, encoder {encoder}. Retrain: `lookout train-heads --data DIR`
-(DIR = the shared datasets root); measure: `lookout eval --data DIR`.
-
-## What it scores
-`relevance` in 0..1: does the response address the prompt; higher is better, flag when below 0.5 (the
-default threshold). `None` when the prompt or the response is blank. A logistic regression over three
-features documented in `detectors/relevance.py`:
-
-| feature | weight (standardised) |
-|---|---|
-{weights}
-
-intercept {intercept:+.3f}
-
-- `cosine`: cosine of the prompt's and the response's all-MiniLM-L6-v2 embeddings (the batch's shared
-  vectors; no extra encoder call). In a conversation, the larger of that and the cosine to the normalised sum
-  of the prompt's, the previous user turn's and the previous assistant turn's embeddings, so a follow-up
-  ("So how much water?") is read with the turn before it.
-- `prompt_recall`: fraction of the prompt's content words found in the response (the "Cnt" of WikiQA's
-  CNN-Cnt); in a conversation, the larger of that and the recall of the previous user turn's and the
-  prompt's words together.
-- `answer_type`: +1 / -1 when the prompt asks for a date, a number or a name (when / how many / who, where,
-  which) and the response has / lacks one; 0 otherwise.
-
-A log length ratio (response/prompt words) was tried and dropped: on HaluEval it learns "short is relevant"
-(right answers are short spans) and cost 0.06 MAP on WikiQA-train.
-
-## Data and licenses
-Fitted on HaluEval QA (`hallucination/halueval_qa`, MIT, Copyright (c) 2020 RUCAIBox), train part:
-{questions} questions, and on {hh_turns} user turns of HH-RLHF conversations (`traffic/hh_rlhf_harmless_base_test`,
-MIT, Copyright (c) 2022 Anthropic), train part. Pairs: {pairs}.
-
-- Positives: the question's right answer, its hallucinated answers from the one-turn and multi-turn files
-  (a wrong answer still addresses the question; correctness is the `hallucination` detector's job), and the
-  sentence of its knowledge passage that contains the right answer.
-- Negatives: 2 random answers/knowledge sentences of other questions, the 2 other-question texts nearest by
-  cosine to the question's own answers (hard negatives; choosing them by cosine to the *question* selects
-  on the cosine feature itself: its weight fell to 0.08 or below 0 and WikiQA-train MAP to 0.52-0.70), and the
-  sentences of the question's own knowledge passage that lack the answer (on topic, not an answer: WikiQA's
-  kind of negative).
-- HH-RLHF: each assistant reply (`chosen` transcripts) is a positive for the user turn before it, read with the
-  earlier turns; 2 replies from other conversations are its negatives. HaluEval's short answers alone put
-  0.5 too high for chat: the HaluEval-only head with conversation features flagged 39-40 % of held-out HH
-  replies (first turns and follow-ups); without the conversation features it flagged 58 % of follow-ups (a
-  random 3,000-turn sample).
-- Within each source positives and negatives carry equal weight, so 0.5 sits between them; HH-RLHF carries
-  {hh_share:.0%} of the total weight (chosen on WikiQA-train MAP and the HH train part: 50 % cost 0.01 MAP). C = 1.
-- {shift}
-- WikiQA (Microsoft, research-only) was used only to choose the
-  features, the negative mix and hard-negative rule, on 700 WikiQA-train questions with an answer (random
-  subsample, seed 0): cosine alone MAP 0.705; this recipe 0.710; the same features fitted *on* WikiQA-train
-  itself reach only 0.728 in-sample, the ceiling of this feature family. Nothing from WikiQA is in the
-  weights or in the repository.
-
-Split: SHA-256 of `halueval\\n<knowledge>\\n<question>` mod 10 < 3 is held out (≈30 %, the hallucination head's
-split); HH-RLHF conversations by SHA-256 of `hh\\n<first user turn>` the same way; held-out negatives come from
-held-out questions and conversations only. The demo sample replays HH-RLHF test conversations, some of them in
-the train part. No setting was tuned on the held-out part.
-
-## Held-out metrics
-Baseline = raw MiniLM cosine of prompt and response (clipped to 0..1, thresholded at 0.5 for F1 / balanced
-accuracy). Ranking metrics are unchanged by any monotone map of cosine, so only the lexical features can
-move MAP/MRR. WikiQA dev is ranked per question (questions with at least one correct sentence). The target
-MAP ≥ 0.78 is **not** reached: +0.01 over cosine is what this feature family gives; an encoder trained on far
-more question-answer data than is licensed here is needed for more. Training a model on this head's own
-licensed train pairs does not get there (`python scripts/explore_relevance_encoders.py --data DIR`,
-2026-11-27, one epoch each; WikiQA dev MAP / HH-RLHF held-out AUC on 3,000 pairs, frozen cosine 0.697 /
-0.913): all-MiniLM-L6-v2 fine-tuned contrastively as a bi-encoder on 1,777 (question, answer, same-passage
-non-answer) triplets 0.742 / 0.920 (4.6 min on 2 cores; a second epoch in a first version of the script gave
-0.736); a 384 x 384 linear map on the frozen vectors trained the same way 0.698 / 0.905; MiniLM as a
-cross-encoder on 5,818 labelled pairs 0.483 / 0.814. Only the fine-tuned encoder gains, +0.045, and it
-would cost a second encoder pass per record (or every head retrained on new vectors and a 90 MB model
-outside the repository), so it is not adopted. Also tried on WikiQA-train (2026-11-27) and not adopted: token-level
-MaxSim of MiniLM token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.710) and a
-head over the element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below
-cosine's 0.709). Published CNN-Cnt figures are on WikiQA *test*.
-
-| held-out set | metric | lookout | baseline | published |
-|---|---|---|---|---|
-{metrics}
-
-## Known blind spots
-- One-word / short-span answers ("Paris", "Delhi", "1889") have a low cosine with their question: many
-  score below 0.5 (F1@0.5 0.55 on held-out HaluEval right answers vs random other answers) and are
-  indistinguishable from another answer of the same type ("Mumbai" for a Delhi question: AUC ≈ 0.51).
-  Full-sentence answers are the reliable case.
-- Topic, not answer: a sentence on the right topic that does not answer scores nearly as high as the answer
-  (WikiQA MAP 0.71). It measures "on topic", not "helpful" or "correct".
-- Creative and open-ended prompts ("Write a poem about the sea") share few words with a good response and
-  can score below 0.5.
-- Refusals ("I'm sorry, but I can't help with that") score low (≈0.2-0.3): they do not address the request.
-  That is the contract, but the cause is a refusal: read the `refusal` column first (see the refusal
-  detector); a relevance flag with refusal ≥ 0.5 is a refusal, not an off-topic answer.
-- Only the previous user and assistant turns are read: a reply that picks up a topic from three turns back,
-  or a prompt whose `messages` put assistant turns after the last user turn, is read without that context.
-- Chat replies that deflect or ask back ("Why do you want to know?", "What do you mean?") share little with
-  the request and score below 0.5: the head flags 27 % of held-out HH-RLHF first-turn replies and 18 % of
-  follow-up replies (while 2 % / 7 % of other conversations' replies pass; 35 % / 30 % and 0.7 % / 2 % before
-  the threshold shift); 9 of 12 flags in a random sample of them (before the shift) were deflections, ask-backs
-  or hedges. Whether those "address the prompt" is a policy question:
-  raise or lower the threshold per route.
-- Lexical features are English-centric (stopword list, question words, capitalisation for names); other
-  languages rely on cosine (MiniLM is mostly English).
-"""
+    return relevance_card.render(head, DATE, HH_SHARE)
