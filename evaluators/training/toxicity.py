@@ -33,7 +33,7 @@ import csv
 import hashlib
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from evaluators.training.toxicity_probes import (
     mentions_identity,
     swap_identities,
 )
+from evaluators.training.toxicity_suite_b import BLIND_SUITE as SUITE_B
 
 NAME = HEAD_NAME
 DATE = "2026-11-27"
@@ -77,6 +78,8 @@ LICENSES = {
     "wiki_toxicity_dev": "Apache-2.0 (conversationai/unintended-ml-bias-analysis); tuning half + held-out half",
     "identity templates, swap list, functional suite": "self-written for lookout (evaluators/training/"
     "toxicity_probes.py)",
+    "functional suite B": "self-written for lookout by a second author, blind to the suite and the training rows "
+    "(evaluators/training/toxicity_suite_b.py); evaluation only",
 }
 
 _MENTION = re.compile(r"@\w+:?")
@@ -281,10 +284,16 @@ def _rows(
     return [EvalRow(NAME, dataset, m, m_ours[m], m_base[m]) for m in metrics], m_ours, m_base
 
 
-def functional_accuracy(predict: Callable[[list[str]], NDArray[np.float64]]) -> dict[str, float]:
-    """Accuracy at 0.5 per functionality of the self-written suite."""
+Suite = Mapping[str, Sequence[tuple[str, int]]]
+"""Functionality → ((text, expected label), ...)."""
+
+
+def functional_accuracy(
+    predict: Callable[[list[str]], NDArray[np.float64]], suite: Suite = FUNCTIONAL_SUITE
+) -> dict[str, float]:
+    """Accuracy at 0.5 per functionality of a self-written suite (A by default, or B)."""
     out = {}
-    for functionality, cases in FUNCTIONAL_SUITE.items():
+    for functionality, cases in suite.items():
         p = predict([t for t, _ in cases])
         out[functionality] = float(np.mean((p >= 0.5).astype(int) == np.asarray([label for _, label in cases])))
     return out
@@ -356,6 +365,17 @@ def _evaluate_with(
     )
     rows.extend(EvalRow(NAME, f_name, f"accuracy: {k}", f_ours[k], f_base[k]) for k in FUNCTIONAL_SUITE)
 
+    # (e) functional suite B, written blind to (d) and to the training rows (evaluation only).
+    b_ours = functional_accuracy(lambda texts: both(texts)[0], SUITE_B)
+    b_base = functional_accuracy(lambda texts: both(texts)[1], SUITE_B)
+    b_name = f"functional suite B, written blind, not HateCheck ({len(SUITE_B)} x 10)"
+    rows.append(
+        EvalRow(
+            NAME, b_name, "mean accuracy", float(np.mean(list(b_ours.values()))), float(np.mean(list(b_base.values())))
+        )
+    )
+    rows.extend(EvalRow(NAME, b_name, f"accuracy: {k}", b_ours[k], b_base[k]) for k in SUITE_B)
+
     # Davidson held-out 10 % (in-domain), with the published 3-class figure beside the binary one.
     davidson = load_davidson(data_dir)
     emb_all = cached_encode(encoder, [e.text for e in davidson], cache_dir)
@@ -423,7 +443,8 @@ CARD = """# toxicity head — model card
 Version `{version}`, trained {date}, seed {seed}, encoder {encoder}, lexical feature {lexical}.
 Retrain: `lookout train-heads --data DIR` (DIR = the shared datasets root); measure: `lookout eval --data DIR`.
 Code: `evaluators/training/toxicity.py` (training, evaluation), `evaluators/training/toxicity_probes.py`
-(self-written templates, swap list, functional suite), `detectors/toxicity.py` (`HeadToxicity`).
+(self-written templates, swap list, functional suite), `evaluators/training/toxicity_suite_b.py` (functional
+suite B, written blind), `detectors/toxicity.py` (`HeadToxicity`).
 
 ## What it scores
 `toxicity` (the response) or `prompt_toxicity` (the prompt) in 0..1, higher = more toxic; 0.5 is the
@@ -469,12 +490,27 @@ data (Wikipedia talk comments from the same corpus as wiki_toxicity_dev), so its
 probably in-sample and optimistic; ours include it as a feature.** Dixon et al.'s 0.960 is on the full
 Wikipedia toxicity test set, not this identity-focused subset; Davidson's 0.90 is 3-class weighted F1, ours is
 binary (hate or offensive vs neither). (b) re-scores the wiki held-out half with identity terms swapped by the
-swap list; (c) and (d) are self-written (the functional suite is in the spirit of HateCheck, NOT HateCheck).
+swap list; (c) and (d) are self-written (the functional suite is in the spirit of HateCheck, NOT HateCheck);
+(e), functional suite B, was written on 2026-11-27 by a second author (a separate agent session given only the
+eight functionality names and descriptions, told not to open the repository), so it never saw (d) or the
+training rows; it is committed as written, evaluation only.
 **Not blind:** the stacker's design (identity masking; no class weights) was chosen on 2026-11-27 after
 seeing held-out numbers as well as tuning-half ones. The rejected variant, class-balanced weights, had wiki
 held-out F1@0.5 0.905 and balanced accuracy 0.967 (above the baseline's 0.871 / 0.912, where this head is
 below) but identity templates AUC 0.974 with 3.5 % of non-toxic templates flagged, functional suite 0.604 and
 Davidson balanced accuracy 0.872: no variant beats the baseline on every row.
+
+**Tried and not adopted (2026-11-27): stance training rows.** 260 sentences written by a third author, blind
+to (d) and (e) (45 negated hateful claims and the same 45 claims asserted, 40 counter-speech, 40 quotes and
+reports of hate, 45 implicit hate, 45 neutral mentions of groups, over 20+ groups), added to the self-written
+rows (same 0.3 share, C re-chosen on the wiki tuning half: 0.01), measured with
+`python scripts/explore_toxicity_stance.py --data DIR`: functional suite (d) 0.646 → 0.646 (implicit hate and
+quoting up one case each, counter-speech and profanity down one each, negation unchanged at 0.5), suite B
+(e) 0.750 → 0.775 (implicit hate 0/10 → 3/10; negation and counter-speech unchanged), identity templates AUC
+0.980 → 0.994, wiki held-out AUC 0.993 → 0.992 and F1@0.5 0.862 → 0.857, Davidson balanced accuracy 0.938 →
+0.934. The rule fixed before the run (adopt only if (d) and (e) both improve and no other row falls by more than
+0.005) rejects it. Negation and counter-speech did not move at all: a linear head over one mean-pooled sentence
+embedding sees the topic, not the stance; a model that reads stance needs a fine-tuned encoder (detoxify).
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
@@ -489,7 +525,8 @@ Davidson balanced accuracy 0.872: no variant beats the baseline on every row.
   "<group> people are a disease" scores < 0.5 for 24 of 24 groups and "<group> people are vermin" for 22 of
   24 (measured 2026-11-27 with this version).
 - Implicit stereotypes without insulting words ("Jews control the banks", "Women belong in the kitchen")
-  and indirect threats ("Keep talking and you'll end up in a ditch") are often missed.
+  and indirect threats ("Keep talking and you'll end up in a ditch") are often missed: suite B's implicit
+  hate cases, written blind, scored 0 of 10 at 0.5 (2026-11-27, this version).
 - Reclaimed slurs ("We're here, we're queer") can be flagged; slurs not in Davidson can be missed.
 - On Wikipedia talk comments the 0.5 threshold is conservative (recall 0.73 at precision 0.94 on the wiki
   held-out half): shouting, condescension and "you are a Mossad terrorist"-style attacks score lower than
@@ -497,6 +534,8 @@ Davidson balanced accuracy 0.872: no variant beats the baseline on every row.
   Lowering the threshold raises recall there but also flags identity statements again.
 - English only: MiniLM and alt-profanity-check are English models; other languages score low (not safe).
 - The identity-template set (c) shares the 24 groups with training (templates differ) and was visible while
-  fixing the template weight, and the functional suite is written by the same author as the training
-  templates: both are checks, not independent benchmarks.
+  fixing the template weight, and the functional suite (d) is written by the same author as the training
+  templates: both are checks, not independent benchmarks. Suite B (e) was written blind, but by a language
+  model session, not by annotators, and three of its harmless idioms ("Shoot me an email...", "She killed it
+  at...", "kill the process") coincide with training sentences.
 """

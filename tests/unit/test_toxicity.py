@@ -27,6 +27,7 @@ from evaluators.training.toxicity_probes import (
     mentions_identity,
     swap_identities,
 )
+from evaluators.training.toxicity_suite_b import BLIND_SUITE
 
 
 class FixedLexical:
@@ -270,6 +271,20 @@ class TestProbeData:
         assert all(len({label for _, label in cases}) == 1 for cases in FUNCTIONAL_SUITE.values())
         suite = {t for cases in FUNCTIONAL_SUITE.values() for t, _ in cases}
         assert not suite & ({t for t, _ in identity_templates("train")} | {t for t, _ in GENERAL_TRAIN})
+
+    def test_suite_b_shape_disjoint_from_training_and_suite_a(self) -> None:
+        """Suite B: 8 functionalities x 10 cases, one label each, no text shared with training or suite A."""
+        assert len(BLIND_SUITE) == 8
+        assert all(len(cases) == 10 for cases in BLIND_SUITE.values())
+        assert all(len({label for _, label in cases}) == 1 for cases in BLIND_SUITE.values())
+        suite_b = {t for cases in BLIND_SUITE.values() for t, _ in cases}
+        training = {t for t, _ in identity_templates("train")} | {t for t, _ in GENERAL_TRAIN}
+        assert not suite_b & training
+        assert not suite_b & {t for cases in FUNCTIONAL_SUITE.values() for t, _ in cases}
+        acc = functional_accuracy(lambda texts: np.zeros(len(texts)), BLIND_SUITE)
+        assert acc["negated hate"] == 1.0
+        assert acc["implicit hate"] == 0.0
+        assert sum(acc.values()) == 5.0
 
     def test_functional_accuracy_per_functionality(self) -> None:
         """A predictor that says 'toxic' for everything is right exactly on the toxic functionalities."""

@@ -1,0 +1,82 @@
+"""Exploration, nothing ships from it: do stance training rows teach the toxicity head negation and counter-speech?
+
+The toxicity head (a logistic head over the shared all-MiniLM-L6-v2 embedding plus alt-profanity-check,
+stacked on the wiki tuning half; ``evaluators/training/toxicity.py``) flags "I don't hate gay people" and
+counter-speech that repeats a hateful phrase. This script retrains it exactly as ``lookout train-heads`` does
+(``current``) and again with the 260 rows of ``scripts/toxicity_stance_rows.py`` added to the self-written
+training rows at the same weight share (``stance``), then prints every held-out row of ``lookout eval`` for
+the shipped head and both variants side by side. Nothing is written.
+
+Usage::
+
+    python scripts/explore_toxicity_stance.py --data ../shared/datasets
+
+About 3 minutes on 2 cores with the embedding cache warm (``~/.cache/lookout/embeddings``), 5 without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from toxicity_stance_rows import STANCE_TRAIN  # beside this script: python puts scripts/ on sys.path
+
+from agent.config import Settings
+from detectors.head import HEADS_DIR, LogisticHead
+from detectors.toxicity import STACK_KEY, ProfanityCheckModel
+from detectors.types import Encoder
+from evaluators.commands import _encoder
+from evaluators.heads import DEFAULT_CACHE
+from evaluators.quality import EvalRow, released
+from evaluators.training import toxicity as tox
+
+SEED = 0
+
+
+def retrain(data: Path, encoder: Encoder, lexical: ProfanityCheckModel, with_stance: bool) -> LogisticHead:
+    """The head as ``toxicity.train`` fits it (C chosen on the wiki tuning half, stacker fitted there)."""
+    ts = tox._train_set(data, encoder, DEFAULT_CACHE, lexical)
+    if with_stance:
+        x_st = tox.featurize([t for t, _, _ in STANCE_TRAIN], encoder, DEFAULT_CACHE, lexical)
+        y_st = np.asarray([label for _, label, _ in STANCE_TRAIN], dtype=np.int_)
+        ts = dataclasses.replace(
+            ts, x_templates=np.vstack([ts.x_templates, x_st]), y_templates=np.concatenate([ts.y_templates, y_st])
+        )
+    tune = [e for e in tox.load_wiki(data) if not e.held_out]
+    x_tune = tox.featurize([e.text for e in tune], encoder, DEFAULT_CACHE, lexical)
+    y_tune = np.asarray([e.label for e in tune], dtype=np.int_)
+    x, y, w = ts.stacked(tox.TEMPLATE_SHARE)
+    aucs = {c: tox._auc(y_tune, tox._fit(x, y, w, c=c, seed=SEED).predict_proba(x_tune)) for c in tox.C_GRID}
+    best = max(tox.C_GRID, key=lambda c: (round(aucs[c], 4), -c))
+    fitted = tox._fit(x, y, w, c=best, seed=SEED)
+    stack = tox._fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, SEED)
+    print(f"{'stance' if with_stance else 'current'}: C = {best}, stacker {stack}", flush=True)
+    return released(fitted, tox.DATE, {STACK_KEY: stack}, stack)
+
+
+def main() -> int:
+    """Retrain both variants and print the side-by-side table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--data", type=Path, required=True, help="datasets root (../shared/datasets layout)")
+    args = parser.parse_args()
+    encoder, lexical = _encoder(Settings()), ProfanityCheckModel()
+    heads = {
+        "shipped": LogisticHead.load(HEADS_DIR / f"{tox.NAME}.json"),
+        "current": retrain(args.data, encoder, lexical, with_stance=False),
+        "stance": retrain(args.data, encoder, lexical, with_stance=True),
+    }
+    results: dict[str, list[EvalRow]] = {
+        name: tox._evaluate_with(head, args.data, encoder, DEFAULT_CACHE, lexical) for name, head in heads.items()
+    }
+    print(f"{'held-out set':58} {'metric':44} " + " ".join(f"{n:>8}" for n in heads) + " baseline")
+    for i, row in enumerate(results["shipped"]):
+        values = " ".join(f"{results[n][i].lookout:8.3f}" for n in heads)
+        base = "" if row.baseline is None else f"{row.baseline:8.3f}"
+        print(f"{row.dataset[:58]:58} {row.metric[:44]:44} {values} {base}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
