@@ -56,6 +56,7 @@ def train_heads(
         head: LogisticHead = _module(name).train(data_dir, encoder, seed=seed, cache_dir=cache_dir)
         module = _module(name)
         head.save(out_dir / f"{name}.json")
+        head = LogisticHead.load(out_dir / f"{name}.json")  # the card renders what ships (JSON key order)
         card = getattr(module, "model_card", None)
         if callable(card):
             (out_dir / f"{name}.md").write_text(card(head))

@@ -58,14 +58,18 @@ def released(fitted: LogisticHead, date: str, meta: Mapping[str, Any], *extra: o
 
 
 def held_out_metrics(rows: Sequence[EvalRow], published: bool = True) -> list[dict[str, Any]]:
-    """``rows`` as the ``held_out_metrics`` list of a head's meta (rounded to 4 places)."""
+    """``rows`` as the ``held_out_metrics`` list of a head's meta.
+
+    Rounded to 6 places: at 4, a value such as 0.99049 was stored as 0.9905 and the model card printed 0.991
+    where ``lookout eval`` (and the README) print 0.990.
+    """
     out = []
     for r in rows:
         entry: dict[str, Any] = {
             "dataset": r.dataset,
             "metric": r.metric,
-            "lookout": round(r.lookout, 4),
-            "baseline": None if r.baseline is None else round(r.baseline, 4),
+            "lookout": round(r.lookout, 6),
+            "baseline": None if r.baseline is None else round(r.baseline, 6),
         }
         if published:
             entry["published"] = r.published

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from agent.cli import build_parser
+from detectors.head import HEADS_DIR, LogisticHead
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "config_reference.py"
@@ -26,6 +27,21 @@ class TestReadme:
     def test_config_reference_is_current(self) -> None:
         """The configuration table equals what scripts/config_reference.py generates now."""
         assert _config_reference() in README, "README config table is stale: run scripts/config_reference.py"
+
+    def test_quality_table_matches_the_shipped_heads(self) -> None:
+        """Every held-out metric stored in a shipped head's JSON is a README table row with the same values.
+
+        The heads' meta is written by ``lookout train-heads`` from the same evaluation ``lookout eval`` prints,
+        so a README row that drifts from it (or a head retrained without updating the README) fails here.
+        """
+        lines = README.splitlines()
+        for name in ("toxicity", "hallucination", "relevance"):
+            meta = LogisticHead.load(HEADS_DIR / f"{name}.json").meta
+            assert meta["held_out_metrics"], name
+            for m in meta["held_out_metrics"]:
+                base = "" if m["baseline"] is None else f"{m['baseline']:.3f}"
+                row = f"| {name} | {m['dataset']} | {m['metric']} | {m['lookout']:.3f} | {base} |"
+                assert any(line.startswith(row) for line in lines), f"README quality table lacks: {row}"
 
     def test_every_command_is_documented(self) -> None:
         """Each subcommand of `lookout` has a row in the CLI table."""
