@@ -121,7 +121,10 @@ would cost a second encoder pass per record (or every head retrained on new vect
 outside the repository), so it is not adopted. Also tried on WikiQA-train (2026-11-27) and not adopted: token-level
 MaxSim of MiniLM token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.710) and a
 head over the element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below
-cosine's 0.709). Published CNN-Cnt figures are on WikiQA *test*.
+cosine's 0.709), and an IDF-weighted prompt recall (IDF from the licensed HaluEval and HH-RLHF text) as a
+fourth feature: fitted on WikiQA-train itself (5-fold CV by question, 700 questions) it lifts this family's
+ceiling only from 0.722 to 0.729 MAP, under the +0.01 fixed beforehand as the bar. Published CNN-Cnt figures
+are on WikiQA *test*.
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
