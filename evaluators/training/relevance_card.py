@@ -107,24 +107,25 @@ the train part. No setting was tuned on the held-out part.
 
 ## Held-out metrics
 Baseline = raw MiniLM cosine of prompt and response (clipped to 0..1, thresholded at 0.5 for F1 / balanced
-accuracy). Ranking metrics are unchanged by any monotone map of cosine, so only the lexical features can
-move MAP/MRR. WikiQA dev is ranked per question (questions with at least one correct sentence). The target
-MAP ≥ 0.78 is **not** reached: +0.01 over cosine is what this feature family gives; an encoder trained on far
-more question-answer data than is licensed here is needed for more. Training a model on this head's own
-licensed train pairs does not get there (`python scripts/explore_relevance_encoders.py --data DIR`,
-2026-11-27, one epoch each; WikiQA dev MAP / HH-RLHF held-out AUC on 3,000 pairs, frozen cosine 0.697 /
-0.913): all-MiniLM-L6-v2 fine-tuned contrastively as a bi-encoder on 1,777 (question, answer, same-passage
-non-answer) triplets 0.742 / 0.920 (4.6 min on 2 cores; a second epoch in a first version of the script gave
-0.736); a 384 x 384 linear map on the frozen vectors trained the same way 0.698 / 0.905; MiniLM as a
-cross-encoder on 5,818 labelled pairs 0.483 / 0.814. Only the fine-tuned encoder gains, +0.045, and it
-would cost a second encoder pass per record (or every head retrained on new vectors and a 90 MB model
-outside the repository), so it is not adopted. Also tried on WikiQA-train (2026-11-27) and not adopted: token-level
-MaxSim of MiniLM token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.710) and a
-head over the element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below
-cosine's 0.709), and an IDF-weighted prompt recall (IDF from the licensed HaluEval and HH-RLHF text) as a
-fourth feature: fitted on WikiQA-train itself (5-fold CV by question, 700 questions) it lifts this family's
-ceiling only from 0.722 to 0.729 MAP, under the +0.01 fixed beforehand as the bar. Published CNN-Cnt figures
-are on WikiQA *test*.
+accuracy). Ranking metrics are unchanged by any monotone map of cosine, so only the lexical features can move
+MAP/MRR. WikiQA dev is ranked per question (questions with at least one correct sentence). The target MAP ≥ 0.78
+is **not** reached: +0.01 over cosine is what this feature family gives; an encoder trained on far more
+question-answer data than is licensed here is needed for more. Training a model on this head's own licensed
+train pairs does not get there (`python scripts/explore_relevance_encoders.py --data DIR`, 2026-11-27, one epoch
+each; WikiQA dev MAP / HH-RLHF held-out AUC on 3,000 pairs, frozen cosine 0.697 / 0.913): all-MiniLM-L6-v2
+fine-tuned contrastively as a bi-encoder on 1,777 (question, answer, same-passage non-answer) triplets 0.742 /
+0.920 (4.6 min on 2 cores; a second epoch in a first version of the script gave 0.736); a 384 x 384 linear map
+on the frozen vectors trained the same way 0.698 / 0.905; MiniLM as a cross-encoder on 5,818 labelled pairs
+0.483 / 0.814. Only the fine-tuned encoder gains, +0.045, and it would cost a second encoder pass per record (or
+every head retrained on new vectors and a 90 MB model outside the repository), so it is not adopted. Fine-tuning
+only the last of its six layers (`--only bi-last`, AdamW 1e-4 fixed before the run), so that the first five
+could be shared with the batch's encoder pass, gives 0.692 / 0.904 (2 min): no gain at that one setting (one
+learning rate, one epoch). Also tried on WikiQA-train (2026-11-27) and not adopted: token-level MaxSim of MiniLM
+token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.710) and a head over the
+element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below cosine's 0.709),
+and an IDF-weighted prompt recall (IDF from the licensed HaluEval and HH-RLHF text) as a fourth feature: fitted
+on WikiQA-train itself (5-fold CV by question, 700 questions) it lifts this family's ceiling only from 0.722 to
+0.729 MAP, under the +0.01 fixed beforehand as the bar. Published CNN-Cnt figures are on WikiQA *test*.
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
