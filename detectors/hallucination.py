@@ -15,7 +15,9 @@ from the response, the context passages and the shared sentence encoder's embedd
     0 when the response has none.
 ``novel_entities``
     Fraction of capitalised, non-stopword tokens in the response (names, places, titles) whose lowercase
-    form never occurs in the context; 0 when there are none.
+    form never occurs in the context; 0 when there are none. A sentence's first word is not counted (it is
+    capitalised whatever it is: "Annual rainfall...", "Running sync..."), unless the sentence is that one word
+    (a short answer such as "Mumbai").
 ``content_recall``
     Fraction of the response's content words (lowercase, non-stopword, 3+ characters, plural ``s``
     stripped) that occur in the context: lexical overlap.
@@ -125,6 +127,17 @@ def _content(words: Sequence[str]) -> list[str]:
     return out
 
 
+def _entities(text: str) -> list[str]:
+    """Capitalised non-stopword words of ``text``, normalised, skipping each sentence's first word (see FEATURES)."""
+    out = []
+    for sentence in _SENTENCE_END.split(text):
+        words = _words(sentence)
+        for i, w in enumerate(words):
+            if (i > 0 or len(words) == 1) and w[0].isupper() and len(w) > 1 and w.lower() not in STOPWORDS:
+                out.append(_norm(w))
+    return out
+
+
 def _has_negation(text: str) -> bool:
     for w in _words(text.lower()):
         w = w.replace(_APOSTROPHE, "'")
@@ -174,7 +187,7 @@ def _prepare(response: str, context: Sequence[str], max_sentences: int) -> _Prep
         all_ctx = [all_ctx[i] for i in keep]
 
     numbers = sorted(_numbers(response[:MAX_LEXICAL_CHARS]))
-    entities = [_norm(w) for w in resp_words if w[0].isupper() and len(w) > 1 and w.lower() not in STOPWORDS]
+    entities = _entities(response[:MAX_LEXICAL_CHARS])
     content = _content(resp_words)
     recall = 1.0 if not content else sum(1 for w in content if w in ctx_words) / len(content)
     lexical = (

@@ -38,9 +38,10 @@ from detectors.hallucination import FEATURES, compute_features
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
 from detectors.types import Encoder, Vectors
 from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
+from evaluators.training.hallucination_probes import FAITH_PROBES
 
 NAME = "hallucination"
-DATE = "2026-11-26"
+DATE = "2026-11-27"
 MAX_SENTENCES = 24
 """The detector's default, used for training features too."""
 HELD_OUT_BUCKETS = 3
@@ -212,6 +213,24 @@ def _evaluate_with(
         for metric in metrics:
             published = HALUEVAL_PUBLISHED if name == "halueval_qa" and metric == "accuracy" else ""
             rows.append(EvalRow(NAME, label, metric, ours[metric], base[metric], published))
+    rows.extend(_probe_rows(head, encoder, cache_dir))
+    return rows
+
+
+def _probe_rows(head: LogisticHead, encoder: Encoder, cache_dir: Path | None) -> list[EvalRow]:
+    """AUC and the flagged rate per kind on the blind-written faithfulness probes (evaluation only)."""
+    from sklearn.metrics import roc_auc_score
+
+    probes = [Example("probe", "probe", "", answer, (context,), label) for context, answer, _, label in FAITH_PROBES]
+    x, y = featurize(probes, encoder, cache_dir)
+    ours, base = head.predict_proba(x), np.clip(1.0 - x[:, FEATURES.index("sent_cos_mean")], 0.0, 1.0)
+    kinds = np.asarray([kind for _, _, kind, _ in FAITH_PROBES])
+    label = f"faithfulness probes, written blind ({len(set(c for c, *_ in FAITH_PROBES))} contexts x 4, n={len(y)})"
+    rows = [EvalRow(NAME, label, "AUC", float(roc_auc_score(y, ours)), float(roc_auc_score(y, base)))]
+    for kind in dict.fromkeys(kinds):
+        m = kinds == kind
+        what = f"flagged rate: {kind.replace('_', ' ')} (label {int(y[m][0])})"
+        rows.append(EvalRow(NAME, label, what, float(np.mean(ours[m] >= 0.5)), float(np.mean(base[m] >= 0.5))))
     return rows
 
 
@@ -262,7 +281,10 @@ intercept {intercept:+.3f}
   sentence; min and mean over the response's sentences (≤ 24 sentences each side, ≤ 300 characters each).
 - `whole_cos`: cosine of the whole response to the whole context (first 2,000 characters of each).
 - `novel_numbers`: fraction of the response's numbers absent from the context.
-- `novel_entities`: fraction of capitalised non-stopword tokens absent from the context (case-insensitive).
+- `novel_entities`: fraction of capitalised non-stopword tokens absent from the context (case-insensitive); a
+  sentence's first word is not counted unless it is the whole sentence (since 2026-11-27: before, "Annual" or
+  "Running" opening a sentence counted as a new name, 0.51 of the "entities" of the reworded probes below;
+  grouped 5-fold CV on the train part: BEGIN balanced accuracy 0.819 → 0.825, HaluEval AUC 0.976 → 0.974).
 - `content_recall`: fraction of the response's content words found in the context.
 - `negation_mismatch`: fraction of response sentences with a negation cue whose best-matching context
   sentence has none.
@@ -290,7 +312,14 @@ Plain baseline = 1 - mean over response sentences of the best-sentence cosine to
 same rows, thresholded at 0.5. Published: HaluEval's ChatGPT-as-judge accuracy on QA is 62.59 % (Li et al.
 2023, on their filtered 10K QA set, not this 500-question generation file). The baseline is inverted on
 HaluEval (AUC < 0.5): right answers are short spans ("Delhi") whose cosine to a whole context sentence is
-low, while hallucinated answers are full sentences reusing the context's wording.
+low, while hallucinated answers are full sentences reusing the context's wording. The faithfulness probes
+(`evaluators/training/hallucination_probes.py`) were written on 2026-11-27 by a separate agent session that
+never saw this repository: 40 invented contexts, each with a supported answer reworded in other words, a
+supported answer close to the context's wording, an answer adding an unsupported fact and a contradiction.
+They measure what the benchmarks above cannot: HaluEval's right answers are spans of the knowledge and BEGIN's
+attributable replies mostly copy it, so nothing here teaches that new wording can be faithful. The head flags
+every reworded faithful answer (40 of 40) and catches only 15 of 40 contradictions; that takes entailment (an
+NLI model, none offline here) or the optional LLM judge (`judge.*`, ragas Faithfulness).
 
 | held-out set | metric | lookout | baseline |
 |---|---|---|---|
@@ -304,11 +333,15 @@ low, while hallucinated answers are full sentences reusing the context's wording
   supported.
 - World knowledge: a true fact that is simply not in the context counts as unsupported, and a false claim
   the context also makes counts as supported.
+- Faithful answers in other words than the context are flagged: all 40 reworded answers of the faithfulness
+  probes score ≥ 0.5 (the features reward copying: content-word recall and cosine to the context's
+  sentences). On RAG traffic whose model paraphrases, expect false alarms; use the LLM judge on flagged
+  records (their scores sit near 1, so a higher threshold does not help).
 - Probes (context: "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres
-  tall..."): "The Eiffel Tower was not completed in 1889." scores 0.28 (missed: negation is one weak
-  feature); a faithful two-sentence paraphrase ("The tower, completed in 1889 for the World's Fair, stands
-  330 metres tall in Paris. ...") scores 0.59 (false alarm); "It was completed in 1925 by Napoleon in Lyon."
-  scores 1.00.
+  tall and was designed by Gustave Eiffel's company."; measured 2026-11-27 with this version): "The Eiffel
+  Tower was not completed in 1889." scores 0.28 (missed: negation is one weak feature); "The tower, finished
+  in 1889 for the World's Fair, rises 330 metres above Paris. Gustave Eiffel's firm designed it." scores 0.68
+  (false alarm); "It was completed in 1925 by Napoleon in Lyon." scores 1.00.
 - Length: on HaluEval right answers are short spans and hallucinated ones full sentences, so
   `log_tokens` partly learns "long answers are suspicious"; long well-grounded responses rely on the
   overlap features to stay low. Calibrate the threshold on your own traffic.

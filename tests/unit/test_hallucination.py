@@ -15,6 +15,7 @@ from detectors.head import LogisticHead
 from detectors.testing import HashingEncoder, Record
 from detectors.types import Detector, Encoder
 from evaluators.training.hallucination import balanced_weights, held_out, load_begin, load_halueval
+from evaluators.training.hallucination_probes import FAITH_PROBES
 
 CONTEXT = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "
@@ -70,9 +71,17 @@ class TestComputeFeatures:
 
     def test_novel_numbers_and_entities_are_counted(self) -> None:
         """One of two numbers and one of two names absent from the context give 0.5 each."""
-        f = features("Paris got 1889 and 2024 with Napoleon.", CONTEXT)
+        f = features("We saw Paris in 1889 and 2024 with Napoleon.", CONTEXT)
         assert f["novel_numbers"] == 0.5
         assert f["novel_entities"] == 0.5
+
+    def test_sentence_initial_words_are_not_entities(self) -> None:
+        """A sentence's capitalised first word is not a name ("Annual", "Running"); a one-word answer is."""
+        f = features("Annual visitors love it. Running up the stairs takes long. They climb in Lyon.", CONTEXT)
+        assert f["novel_entities"] == 1.0  # only "Lyon" counts, and it is not in the context
+        assert features("Annual visitors love it. Running up takes long.", CONTEXT)["novel_entities"] == 0.0
+        assert features("Mumbai", CONTEXT)["novel_entities"] == 1.0
+        assert features("Paris", CONTEXT)["novel_entities"] == 0.0
 
     def test_negation_absent_from_best_context_sentence(self) -> None:
         """A negated response sentence whose best-matching context sentence is affirmative is a mismatch."""
@@ -191,3 +200,14 @@ class TestTrainingData:
         """Each (family, class) cell carries the same total weight and the mean weight is 1."""
         w = balanced_weights(["a", "a", "a", "b"], np.array([0, 1, 1, 1]))
         assert w.tolist() == pytest.approx([4 / 3, 2 / 3, 2 / 3, 4 / 3])
+
+    def test_faithfulness_probes_shape(self) -> None:
+        """40 contexts, each with one answer of each of the four kinds; labels follow the kind."""
+        contexts: dict[str, list[str]] = {}
+        for context, answer, kind, label in FAITH_PROBES:
+            assert answer.strip() and context.strip()
+            assert label == (0 if kind.startswith("faithful") else 1)
+            contexts.setdefault(context, []).append(kind)
+        assert len(contexts) == 40
+        kinds = ["faithful_paraphrase", "faithful_extract", "unsupported_fact", "contradiction"]
+        assert all(sorted(found) == sorted(kinds) for found in contexts.values())
