@@ -115,7 +115,8 @@ STACK_KEY = "stack"
 """Key of ``head.meta`` holding the stacker: weights of the head's logit and the masked lexical logit."""
 
 
-def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+def logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """log(p / (1 - p)) with p clipped to [1e-4, 1 - 1e-4]: the stacker's input scale."""
     q = np.clip(p, 1e-4, 1.0 - 1e-4)
     return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
 
@@ -141,8 +142,8 @@ def head_proba(
         return p_head
     p_masked = p_lexical[len(texts) :]
     z = (
-        float(stack["head"]) * _logit(p_head)
-        + float(stack["lexical_masked"]) * _logit(p_masked)
+        float(stack["head"]) * logit(p_head)
+        + float(stack["lexical_masked"]) * logit(p_masked)
         + float(stack["intercept"])
     )
     return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)

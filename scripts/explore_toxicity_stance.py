@@ -29,7 +29,7 @@ from toxicity_stance_rows import STANCE_TRAIN  # beside this script: python puts
 from agent.config import Settings
 from detectors.head import HEADS_DIR, LogisticHead
 from detectors.identity import mask_identity
-from detectors.toxicity import STACK_KEY, ProfanityCheckModel
+from detectors.toxicity import STACK_KEY, ProfanityCheckModel, logit
 from detectors.types import Encoder
 from evaluators.commands import _encoder
 from evaluators.heads import DEFAULT_CACHE
@@ -42,7 +42,7 @@ SEED = 0
 
 
 def retrain(data: Path, encoder: Encoder, lexical: ProfanityCheckModel, with_stance: bool) -> LogisticHead:
-    """The head as ``toxicity.train`` fits it (C chosen on the wiki tuning half, stacker fitted there)."""
+    """The head as ``toxicity.train`` fits it (``toxicity.fit_tuned``), with or without the stance rows."""
     ts = tox._train_set(data, encoder, DEFAULT_CACHE, lexical)
     if with_stance:
         x_st = tox.featurize([t for t, _, _ in STANCE_TRAIN], encoder, DEFAULT_CACHE, lexical)
@@ -51,14 +51,8 @@ def retrain(data: Path, encoder: Encoder, lexical: ProfanityCheckModel, with_sta
             ts, x_templates=np.vstack([ts.x_templates, x_st]), y_templates=np.concatenate([ts.y_templates, y_st])
         )
     tune = [e for e in tox.load_wiki(data) if not e.held_out]
-    x_tune = tox.featurize([e.text for e in tune], encoder, DEFAULT_CACHE, lexical)
-    y_tune = np.asarray([e.label for e in tune], dtype=np.int_)
-    x, y, w = ts.stacked(tox.TEMPLATE_SHARE)
-    aucs = {c: tox._auc(y_tune, tox._fit(x, y, w, c=c, seed=SEED).predict_proba(x_tune)) for c in tox.C_GRID}
-    best = max(tox.C_GRID, key=lambda c: (round(aucs[c], 4), -c))
-    fitted = tox._fit(x, y, w, c=best, seed=SEED)
-    stack = tox._fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, SEED)
-    print(f"{'stance' if with_stance else 'current'}: C = {best}, stacker {stack}", flush=True)
+    fitted, _, best, stack = tox.fit_tuned(ts, tune, encoder, DEFAULT_CACHE, lexical, SEED)
+    print(f"{'stance' if with_stance else 'current'}: C = {best['C']}, stacker {stack}", flush=True)
     return released(fitted, tox.DATE, {STACK_KEY: stack}, stack)
 
 
@@ -73,10 +67,6 @@ def probe(data: Path, encoder: Encoder, lexical: ProfanityCheckModel) -> None:
 
     def emb(texts: list[str]) -> NDArray[np.float64]:
         return np.asarray(cached_encode(encoder, texts, DEFAULT_CACHE), dtype=np.float64)
-
-    def logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-        q = np.clip(p, 1e-4, 1.0 - 1e-4)
-        return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
 
     e_st = emb([t for t, _, _ in STANCE_TRAIN])
     mu, sd = e_st.mean(0), e_st.std(0) + 1e-6

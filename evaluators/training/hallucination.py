@@ -195,17 +195,21 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
     return head
 
 
+def baseline(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The plain baseline on feature rows: 1 - mean over response sentences of the best context cosine."""
+    return np.clip(1.0 - x[:, FEATURES.index("sent_cos_mean")], 0.0, 1.0)
+
+
 def _evaluate_with(
     head: LogisticHead, sets: dict[str, list[Example]], encoder: Encoder, cache_dir: Path | None
 ) -> list[EvalRow]:
     rows: list[EvalRow] = []
-    mean_col = FEATURES.index("sent_cos_mean")
     for name, examples in _eval_sets(sets).items():
         if not examples:
             continue
         x, y = featurize(examples, encoder, cache_dir)
         ours = _metrics(y, head.predict_proba(x))
-        base = _metrics(y, np.clip(1.0 - x[:, mean_col], 0.0, 1.0))
+        base = _metrics(y, baseline(x))
         label = f"{name} (held-out 30 %, n={len(y)})"
         metrics = ["AUC", "F1@0.5", "balanced accuracy"]
         if name.startswith("halueval"):
@@ -223,7 +227,7 @@ def _probe_rows(head: LogisticHead, encoder: Encoder, cache_dir: Path | None) ->
 
     probes = [Example("probe", "probe", "", answer, (context,), label) for context, answer, _, label in FAITH_PROBES]
     x, y = featurize(probes, encoder, cache_dir)
-    ours, base = head.predict_proba(x), np.clip(1.0 - x[:, FEATURES.index("sent_cos_mean")], 0.0, 1.0)
+    ours, base = head.predict_proba(x), baseline(x)
     kinds = np.asarray([kind for _, _, kind, _ in FAITH_PROBES])
     label = f"faithfulness probes, written blind ({len(set(c for c, *_ in FAITH_PROBES))} contexts x 4, n={len(y)})"
     rows = [EvalRow(NAME, label, "AUC", float(roc_auc_score(y, ours)), float(roc_auc_score(y, base)))]

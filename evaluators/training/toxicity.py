@@ -51,6 +51,7 @@ from detectors.toxicity import (
     feature_names,
     head_features,
     head_proba,
+    logit,
 )
 from detectors.types import Encoder
 from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released
@@ -205,11 +206,18 @@ def _fit(x: NDArray[np.float64], y: NDArray[np.int_], w: NDArray[np.float64], c:
     return fit_logistic(x, y, names, name=NAME, version="pending", c=c, seed=seed, sample_weight=w)
 
 
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
-    """Tune on the wiki tuning half, fit on Davidson train + swaps + templates; held-out metrics go in meta."""
-    lexical = ProfanityCheckModel()
-    ts = _train_set(data_dir, encoder, cache_dir, lexical)
-    tune = [e for e in load_wiki(data_dir) if not e.held_out]
+def fit_tuned(
+    ts: _TrainSet,
+    tune: Sequence[Labelled],
+    encoder: Encoder,
+    cache_dir: Path | None,
+    lexical: TextClassifier,
+    seed: int,
+) -> tuple[LogisticHead, list[dict[str, float]], dict[str, float], dict[str, float]]:
+    """The head fitted on ``ts`` with C chosen on the wiki tuning half ``tune``, and its stacker fitted there.
+
+    Returns the fitted head, the C grid with each tuning AUC, the chosen grid entry and the stacker weights.
+    """
     x_tune = featurize([e.text for e in tune], encoder, cache_dir, lexical)
     y_tune = np.asarray([e.label for e in tune], dtype=np.int_)
     grid: list[dict[str, float]] = []
@@ -219,7 +227,15 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         grid.append({"C": c, "tune_auc": round(_auc(y_tune, head.predict_proba(x_tune)), 4)})
     best = max(grid, key=lambda g: (g["tune_auc"], -g["C"]))
     fitted = _fit(x, y, w, c=best["C"], seed=seed)
-    stack = _fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, seed)
+    return fitted, grid, best, _fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, seed)
+
+
+def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
+    """Tune on the wiki tuning half, fit on Davidson train + swaps + templates; held-out metrics go in meta."""
+    lexical = ProfanityCheckModel()
+    ts = _train_set(data_dir, encoder, cache_dir, lexical)
+    tune = [e for e in load_wiki(data_dir) if not e.held_out]
+    fitted, grid, best, stack = fit_tuned(ts, tune, encoder, cache_dir, lexical, seed)
     meta: dict[str, Any] = {
         "date": DATE,
         "seed": seed,
@@ -264,10 +280,6 @@ def _fit_stack(
     fires on "gay" or "Muslim" alone), and calibrates the result so 0.5 is the flag threshold.
     """
     from sklearn.linear_model import LogisticRegression
-
-    def logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-        q = np.clip(p, 1e-4, 1.0 - 1e-4)
-        return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
 
     z = np.column_stack(
         [logit(head.predict_proba(x_tune)), logit(lexical.predict_proba([mask_identity(t) for t in texts]))]
