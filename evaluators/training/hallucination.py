@@ -39,6 +39,7 @@ from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
 from detectors.types import Encoder, Vectors
 from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released, weight_table
 from evaluators.training.hallucination_probes import FAITH_PROBES
+from evaluators.training.hallucination_set_b import FAITH_SET_B
 
 NAME = "hallucination"
 DATE = "2026-11-27"
@@ -167,13 +168,21 @@ def _eval_sets(sets: dict[str, list[Example]]) -> dict[str, list[Example]]:
     return out
 
 
+def fit_head(examples: Sequence[Example], encoder: Encoder, seed: int, cache_dir: Path | None) -> LogisticHead:
+    """The logistic head on ``examples``, C = 1, each (dataset family, class) cell given equal total weight.
+
+    The family is the dataset name up to its first underscore (``halueval``, ``begin``).
+    """
+    x, y = featurize(examples, encoder, cache_dir)
+    weights = balanced_weights([e.dataset.split("_")[0] for e in examples], y)
+    return fit_logistic(x, y, FEATURES, name=NAME, version="pending", c=1.0, seed=seed, sample_weight=weights)
+
+
 def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
     """Fit the head on the train part of HaluEval QA one-turn and BEGIN dev; held-out metrics go in meta."""
     sets = load_all(data_dir)
     examples = _train_part(sets)
-    x, y = featurize(examples, encoder, cache_dir)
-    weights = balanced_weights([e.dataset.split("_")[0] for e in examples], y)
-    head = fit_logistic(x, y, FEATURES, name=NAME, version="pending", c=1.0, seed=seed, sample_weight=weights)
+    head = fit_head(examples, encoder, seed, cache_dir)
     counts = {name: len([e for e in _train_part({name: rows})]) for name, rows in sets.items()}
     meta: dict[str, Any] = {
         "date": DATE,
@@ -181,7 +190,7 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         "encoder": encoder.name,
         "max_sentences": MAX_SENTENCES,
         "train_rows": {k: v for k, v in counts.items() if k != "halueval_qa_multi"},
-        "train_positive_rate": float(np.mean(y)),
+        "train_positive_rate": float(np.mean([e.label for e in examples])),
         "licenses": LICENSES,
         "labels": "HaluEval right 0 / hallucinated 1; BEGIN Fully attributable 0, Not fully attributable 1, Generic 1",
         "weighting": "each (dataset family, class) cell has equal total weight",
@@ -221,20 +230,35 @@ def _evaluate_with(
     return rows
 
 
+Probe = tuple[str, str, str, int]
+"""(context, response, kind, label) of a written evaluation set."""
+
+
+def written_sets() -> dict[str, list[Probe]]:
+    """The blind-written evaluation sets, keyed by their row name in ``lookout eval``."""
+    probes = list(FAITH_PROBES)
+    set_b = [(context, answer, kind, label) for _, context, answer, kind, label in FAITH_SET_B]
+    return {
+        f"faithfulness probes, written blind ({len({p[0] for p in probes})} contexts x 4, n={len(probes)})": probes,
+        f"faithfulness set B, written blind ({len({p[0] for p in set_b})} contexts x 4, n={len(set_b)})": set_b,
+    }
+
+
 def _probe_rows(head: LogisticHead, encoder: Encoder, cache_dir: Path | None) -> list[EvalRow]:
-    """AUC and the flagged rate per kind on the blind-written faithfulness probes (evaluation only)."""
+    """AUC and the flagged rate per kind on each blind-written set (evaluation only)."""
     from sklearn.metrics import roc_auc_score
 
-    probes = [Example("probe", "probe", "", answer, (context,), label) for context, answer, _, label in FAITH_PROBES]
-    x, y = featurize(probes, encoder, cache_dir)
-    ours, base = head.predict_proba(x), baseline(x)
-    kinds = np.asarray([kind for _, _, kind, _ in FAITH_PROBES])
-    label = f"faithfulness probes, written blind ({len(set(c for c, *_ in FAITH_PROBES))} contexts x 4, n={len(y)})"
-    rows = [EvalRow(NAME, label, "AUC", float(roc_auc_score(y, ours)), float(roc_auc_score(y, base)))]
-    for kind in dict.fromkeys(kinds):
-        m = kinds == kind
-        what = f"flagged rate: {kind.replace('_', ' ')} (label {int(y[m][0])})"
-        rows.append(EvalRow(NAME, label, what, float(np.mean(ours[m] >= 0.5)), float(np.mean(base[m] >= 0.5))))
+    rows: list[EvalRow] = []
+    for label, entries in written_sets().items():
+        examples = [Example("probe", "probe", "", answer, (context,), y) for context, answer, _, y in entries]
+        x, y = featurize(examples, encoder, cache_dir)
+        ours, base = head.predict_proba(x), baseline(x)
+        kinds = np.asarray([kind for _, _, kind, _ in entries])
+        rows.append(EvalRow(NAME, label, "AUC", float(roc_auc_score(y, ours)), float(roc_auc_score(y, base))))
+        for kind in dict.fromkeys(kinds):
+            m = kinds == kind
+            what = f"flagged rate: {kind.replace('_', ' ')} (label {int(y[m][0])})"
+            rows.append(EvalRow(NAME, label, what, float(np.mean(ours[m] >= 0.5)), float(np.mean(base[m] >= 0.5))))
     return rows
 
 
@@ -323,7 +347,25 @@ supported answer close to the context's wording, an answer adding an unsupported
 They measure what the benchmarks above cannot: HaluEval's right answers are spans of the knowledge and BEGIN's
 attributable replies mostly copy it, so nothing here teaches that new wording can be faithful. The head flags
 every reworded faithful answer (40 of 40) and catches only 15 of 40 contradictions; that takes entailment (an
-NLI model, none offline here) or the optional LLM judge (`judge.*`, ragas Faithfulness).
+NLI model, none offline here) or the optional LLM judge (`judge.*`, ragas Faithfulness). Faithfulness set B
+(`evaluators/training/hallucination_set_b.py`) was written blind the same day by another session that saw
+neither the repository nor the probes: 60 invented contexts in twelve domains (software docs, support
+articles, drug leaflets, contracts, timetables, banking terms ...), each with a user question and four
+answers of similar length and style: faithful mostly in other words, faithful mixing the context's phrases
+with new wording (as retrieval-augmented assistants answer), one adding an unsupported detail, and a
+contradiction. The head flags 51 of 60 reworded faithful answers but only 9 of 60 mixed-wording ones, and
+catches 56 of 60 unsupported details and 42 of 60 contradictions.
+
+**Tried and not adopted (2026-11-27): set B as training rows.** `python scripts/explore_hallucination_rows.py
+--data DIR` (3 minutes) fits the head with set B's 240 rows as a third weight family (each family x class cell
+equal weight, as for HaluEval and BEGIN). The rule fixed before the run (adopt only if BEGIN AUC and balanced
+accuracy and HaluEval AUC fall by at most 0.01, no row falls to the baseline, and at most half of the probes'
+reworded answers are flagged) rejects it: the probes' reworded answers are still flagged 40 of 40, their
+contradictions caught 6 of 40 (was 15), HaluEval held-out AUC 0.949 → 0.938 (F1@0.5 0.857 → 0.812), BEGIN
+AUC 0.931 → 0.929 (balanced accuracy 0.871 → 0.862). A grouped 5-fold cross-validation over set B's contexts
+(train part plus the other folds' rows) still flags 0.72 of the unseen contexts' reworded faithful answers,
+catching 0.87 of unsupported details and 0.45 of contradictions. The eight features cannot tell a reworded
+faithful answer from one that adds a claim: both have low word recall and similar cosine to the context.
 
 | held-out set | metric | lookout | baseline |
 |---|---|---|---|
@@ -338,8 +380,9 @@ NLI model, none offline here) or the optional LLM judge (`judge.*`, ragas Faithf
 - World knowledge: a true fact that is simply not in the context counts as unsupported, and a false claim
   the context also makes counts as supported.
 - Faithful answers in other words than the context are flagged: all 40 reworded answers of the faithfulness
-  probes score ≥ 0.5 (the features reward copying: content-word recall and cosine to the context's
-  sentences). On RAG traffic whose model paraphrases, expect false alarms; use the LLM judge on flagged
+  probes and 51 of set B's 60 score ≥ 0.5 (the features reward copying: content-word recall and cosine to the
+  context's sentences); answers that mix the context's phrases with new wording fare better (9 of 60
+  flagged). On RAG traffic whose model paraphrases, expect false alarms; use the LLM judge on flagged
   records (their scores sit near 1, so a higher threshold does not help).
 - Probes (context: "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres
   tall and was designed by Gustave Eiffel's company."; measured 2026-11-27 with this version): "The Eiffel

@@ -16,6 +16,7 @@ from detectors.testing import HashingEncoder, Record
 from detectors.types import Detector, Encoder
 from evaluators.training.hallucination import balanced_weights, held_out, load_begin, load_halueval
 from evaluators.training.hallucination_probes import FAITH_PROBES
+from evaluators.training.hallucination_set_b import FAITH_SET_B
 
 CONTEXT = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "
@@ -211,3 +212,18 @@ class TestTrainingData:
         assert len(contexts) == 40
         kinds = ["faithful_paraphrase", "faithful_extract", "unsupported_fact", "contradiction"]
         assert all(sorted(found) == sorted(kinds) for found in contexts.values())
+
+    def test_faithfulness_set_b_shape(self) -> None:
+        """60 contexts, one question each, one answer of each of the four kinds; labels follow the kind."""
+        contexts: dict[str, list[str]] = {}
+        questions: dict[str, set[str]] = {}
+        for question, context, answer, kind, label in FAITH_SET_B:
+            assert answer.strip() and context.strip() and question.strip()
+            assert label == (0 if kind.startswith("faithful") else 1)
+            contexts.setdefault(context, []).append(kind)
+            questions.setdefault(context, set()).add(question)
+        assert len(contexts) == 60
+        assert all(len(q) == 1 for q in questions.values())
+        kinds = ["faithful_reworded", "faithful_mixed", "unsupported_detail", "contradiction"]
+        assert all(sorted(found) == sorted(kinds) for found in contexts.values())
+        assert not {c for c, *_ in FAITH_PROBES} & set(contexts), "set B shares no context with the probes"
