@@ -17,7 +17,7 @@ and e5's encoding speed against the shared MiniLM on 400 WikiQA sentences. Vecto
 
     python scripts/explore_relevance_e5.py --data ../shared/datasets
 
-About 35 minutes on 2 cores the first time (e5 encodes about 15 texts a second), a minute once cached.
+About 25 minutes on 2 cores the first time (e5 encodes about 15 texts a second), a minute once cached.
 """
 
 from __future__ import annotations
