@@ -28,8 +28,6 @@ import numpy as np
 
 from agent.config import Settings
 from detectors.hallucination import FEATURES
-from detectors.head import LogisticHead
-from detectors.types import Encoder
 from evaluators.commands import _encoder
 from evaluators.heads import DEFAULT_CACHE
 from evaluators.training import hallucination as hal
@@ -39,10 +37,10 @@ SEED = 0
 FOLDS = 5
 
 
-def written() -> list[tuple[hal.Example, str]]:
-    """The rows as (example of dataset ``written``, its own weight family; kind), grouped by context."""
+def written() -> list[tuple[hal.Example, hal.Probe]]:
+    """Set B's rows as training examples (dataset ``written``, its own weight family) and as evaluation entries."""
     return [
-        (hal.Example("written\n" + ctx, "written", q, answer, (ctx,), label), kind)
+        (hal.Example("written\n" + ctx, "written", q, answer, (ctx,), label), (ctx, answer, kind, label))
         for q, ctx, answer, kind, label in FAITH_SET_B
     ]
 
@@ -50,18 +48,6 @@ def written() -> list[tuple[hal.Example, str]]:
 def fold(example: hal.Example) -> int:
     """The example's cross-validation fold, by its context."""
     return int(hashlib.sha256(example.group.encode()).hexdigest(), 16) % FOLDS
-
-
-def flagged_by_kind(head: LogisticHead, rows: Sequence[tuple[hal.Example, str]], encoder: Encoder) -> dict[str, float]:
-    """Share of each kind's rows scoring >= 0.5, plus the AUC over all of them."""
-    from sklearn.metrics import roc_auc_score
-
-    x, y = hal.featurize([e for e, _ in rows], encoder, DEFAULT_CACHE)
-    p = head.predict_proba(x)
-    kinds = np.asarray([kind for _, kind in rows])
-    out = {kind: float(np.mean(p[kinds == kind] >= 0.5)) for kind in dict.fromkeys(kinds)}
-    out["AUC"] = float(roc_auc_score(y, p))
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,15 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored: dict[str, list[float]] = {}
     for k in range(FOLDS):
         head = hal.fit_head([*base, *(e for e in examples if fold(e) != k)], encoder, SEED, DEFAULT_CACHE)
-        held = [(e, kind) for e, kind in rows if fold(e) == k]
-        for kind, value in flagged_by_kind(head, held, encoder).items():
-            scored.setdefault(kind, []).append(value)
-    print(_fmt({kind: float(np.mean(v)) for kind, v in scored.items()}), "(mean over folds)")
+        held = [entry for e, entry in rows if fold(e) == k]
+        for row in hal.written_rows(head, f"fold {k}", held, encoder, DEFAULT_CACHE):
+            scored.setdefault(row.metric, []).append(row.lookout)
+    print(", ".join(f"{metric} {np.mean(v):.2f}" for metric, v in scored.items()), "(mean over folds)")
     return 0
-
-
-def _fmt(values: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in values.items())
 
 
 if __name__ == "__main__":

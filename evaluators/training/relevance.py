@@ -345,16 +345,27 @@ def _load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
     return [e for e in exchanges if not held_out(e.group)], [e for e in exchanges if held_out(e.group)]
 
 
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
-    """Fit the head on the train part of HaluEval QA; held-out metrics go in meta."""
-    questions = load_halueval(data_dir / "hallucination" / "halueval_qa")
-    train_q, _ = _split(questions)
+def train_pairs(
+    data_dir: Path, encoder: Encoder, seed: int, cache_dir: Path | None
+) -> tuple[Pairs, list[Question], list[Exchange]]:
+    """The head's training pairs (HaluEval QA and HH-RLHF train parts), and the questions and turns they come from."""
+    train_q, _ = _split(load_halueval(data_dir / "hallucination" / "halueval_qa"))
     train_hh, _ = _load_hh_split(data_dir)
-    pairs = make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed)
-    x = featurize(pairs, encoder, cache_dir)
+    return make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed), train_q, train_hh
+
+
+def fit_shifted(pairs: Pairs, x: NDArray[np.float64], seed: int) -> tuple[LogisticHead, float, dict[str, float]]:
+    """:func:`fit`, then its intercept moved by :func:`balanced_shift`; returns the head, the shift and its scores."""
     head = fit(pairs, x, seed)
     shift, shift_scores = balanced_shift(head, pairs, x)
-    head = dataclasses.replace(head, intercept=head.intercept + shift)
+    return dataclasses.replace(head, intercept=head.intercept + shift), shift, shift_scores
+
+
+def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
+    """Fit the head on the train part of HaluEval QA; held-out metrics go in meta."""
+    pairs, train_q, train_hh = train_pairs(data_dir, encoder, seed, cache_dir)
+    x = featurize(pairs, encoder, cache_dir)
+    head, shift, shift_scores = fit_shifted(pairs, x, seed)
     kinds = {k: pairs.kinds.count(k) for k in dict.fromkeys(pairs.kinds)}
     meta: dict[str, Any] = {
         "date": DATE,
