@@ -5,7 +5,7 @@ so a prompt repeated across records, or a text two detectors need, is encoded on
 extends that across batches: a bounded LRU of embeddings keyed by a hash of the text, so a system prompt or a
 popular question seen a minute ago costs no encoder pass.
 
-Throughput (see README "Throughput"): texts are sorted by length and cut into ``batch_size`` chunks, each padded
+Throughput (measured in docs/benchmarks.md): texts are sorted by length and cut into ``batch_size`` chunks, each padded
 only to its longest text (dynamic padding); each text is truncated to ``max_seq_length`` tokens; the next chunk
 is tokenized on a worker thread while the current one runs through the model.
 """

@@ -1,7 +1,7 @@
 """Identity terms, and masking them out of text before a lexical model sees it.
 
 alt-profanity-check learned from Davidson's tweets that words such as "gay", "black" or "Muslim" predict
-offensiveness (it scores "I am a gay man" 0.95). :func:`mask_identity` removes those words so that the lexical
+offensiveness (it scores "I am a gay man" as offensive). :func:`mask_identity` removes those words so that the lexical
 probability measures the rest of the sentence (insults, slurs, profanity); slurs are not identity terms and stay.
 The list is general (groups by sexuality, gender, religion, ethnicity, nationality, migration, disability), not a
 copy of any evaluation set.

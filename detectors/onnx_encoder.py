@@ -1,8 +1,8 @@
 """The shared sentence encoder run by ONNX Runtime instead of torch (``encoder.runtime: onnx``).
 
 Same model, same vectors (max |difference| ≈ 1e-6 against :class:`~detectors.encoder.SentenceTransformerEncoder`,
-checked by the tests), so scores, heads and stored embeddings do not change; on CPU it is faster (README
-"Throughput" has the numbers measured here). The model's transformer is exported once to ONNX with torch's
+checked by the tests), so scores, heads and stored embeddings do not change; on CPU it is faster (measured in
+docs/benchmarks.md). The model's transformer is exported once to ONNX with torch's
 exporter, its attention, GELU and layer norms fused by ONNX Runtime's BERT optimizer (for BERT models such as
 MiniLM), and kept in a cache directory keyed by a hash of the weights; later starts load the file and need
 neither torch nor the sentence-transformers model in memory. Pooling and normalisation (mean of the token

@@ -30,8 +30,8 @@ weak match without a negation                                  0.15
 nothing                                                        0.02
 ===========================================================  =====
 
-Refusals and relevance: a refusal does not address the request, so ``relevance`` is low for it too (about
-0.2 for "I'm sorry, but I can't help with that request."): both flag. Read ``refusal`` first: a record with
+Refusals and relevance: a refusal does not address the request, so ``relevance`` is low for it too (well
+below 0.5 for "I'm sorry, but I can't help with that request."): both flag. Read ``refusal`` first: a record with
 refusal >= 0.5 and low relevance is a refusal, not an off-topic answer.
 
 Blank responses score 0.0 (nothing was refused; an empty reply is another failure). Other languages score

@@ -21,10 +21,9 @@ larger of the prompt's recall and that of the previous user turn joined with the
 embedded through the batch (a conversation logged turn by turn has them in the encoder cache already: they were
 the previous record's prompt and response). One-shot records score exactly as before.
 
-A length feature (log response/prompt length ratio) was tried and dropped: on the training data (HaluEval,
-short-span right answers) it learns "shorter is more relevant", the opposite of WikiQA, and cost 0.06 MAP on
-WikiQA-train. Blank prompts or responses score ``None``. Texts longer than ``MAX_LEXICAL_CHARS`` are cut for the lexical
-features (the encoder truncates its own input), so 100 KB texts cost milliseconds.
+Features tried and dropped are listed in the model card. Blank prompts or responses score ``None``. Texts longer
+than ``MAX_LEXICAL_CHARS`` are cut for the lexical features (the encoder truncates its own input), so a very long
+text costs no more than one of that length.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ characters (scripts written without spaces), lowercased. Two measures, each in 0
 The score is the larger of the two; 0.5 flags. Responses with fewer than ``MIN_TOKENS`` tokens score 0.0 (too
 short to repeat anything); a blank response scores 0.0. Lists and tables with a fixed template ("| 1 | yes |")
 raise the n-gram rate; most stay below the threshold, but song choruses and long code listings can cross it
-(0.5 % of AlpacaEval GPT-4 outputs flag, see ``scripts/eval_signals.py``). A loop inside one token
+(``scripts/eval_signals.py`` measures the flag rate on real outputs). A loop inside one token
 (``hahahaha`` without spaces) is one token and is not seen.
 
 Across records ("the same answer to different prompts") is a property of a stream, not of one response: the

@@ -54,7 +54,7 @@ class ProfanityCheckModel:
         """
         if not texts:
             return np.zeros(0)
-        from profanity_check.profanity_check import model, vectorizer  # loads two joblib files (~100 ms)
+        from profanity_check.profanity_check import model, vectorizer  # loads two joblib files
 
         unique = dict.fromkeys(texts)
         probs = model.predict_proba(vectorizer.transform(list(unique)))[:, 1]

@@ -61,7 +61,7 @@ def held_out_metrics(rows: Sequence[EvalRow], published: bool = True) -> list[di
     """``rows`` as the ``held_out_metrics`` list of a head's meta.
 
     Rounded to 6 places: at 4, a value such as 0.99049 was stored as 0.9905 and the model card printed 0.991
-    where ``lookout eval`` (and the README) print 0.990.
+    where ``lookout eval`` (and docs/evaluation.md) print 0.990.
     """
     out = []
     for r in rows:
@@ -90,3 +90,14 @@ def metric_table(meta: Mapping[str, Any], published: bool = True) -> str:
 def weight_table(head: LogisticHead) -> str:
     """The model card's rows of feature name and weight."""
     return "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(head.feature_names, head.coef, strict=True))
+
+
+Tried = tuple[str, str, str]
+"""One experiment of a model card's "What was tried" table: what was tried, its numbers, the verdict."""
+
+
+def tried_table(rows: Sequence[Tried]) -> str:
+    """The model card's "What was tried" table, header included."""
+    lines = ["| what was tried | numbers | verdict |", "|---|---|---|"]
+    lines.extend(f"| {what} | {numbers} | {verdict} |" for what, numbers, verdict in rows)
+    return "\n".join(lines)

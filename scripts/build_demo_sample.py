@@ -1,14 +1,18 @@
 """Build agent/data/demo_sample.jsonl and DEMO_SAMPLE_ATTRIBUTION.md for lookout.
 
-Source: MIT-licensed HH-RLHF + HaluEval QA under /work/shared/datasets. Stdlib only.
+Source: MIT-licensed HH-RLHF + HaluEval QA, read from the datasets folder given as ``--data``. Stdlib only::
+
+    python scripts/build_demo_sample.py --data DIR
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -16,9 +20,10 @@ from typing import Any
 
 from agent.hh import alternating, hh_turns
 
-DATASETS = Path("/work/shared/datasets")
-HH_DIR = DATASETS / "traffic" / "hh_rlhf_harmless_base_test"
-QA_DIR = DATASETS / "hallucination" / "halueval_qa"
+HH_DIR = Path("traffic") / "hh_rlhf_harmless_base_test"
+"""HH-RLHF harmless-base test, relative to the datasets folder."""
+QA_DIR = Path("hallucination") / "halueval_qa"
+"""HaluEval QA, relative to the datasets folder."""
 OUT_DIR = Path(__file__).resolve().parent.parent / "agent" / "data"
 SAMPLE_PATH = OUT_DIR / "demo_sample.jsonl"
 ATTRIBUTION_PATH = OUT_DIR / "DEMO_SAMPLE_ATTRIBUTION.md"
@@ -73,9 +78,9 @@ def add_synthetic(rec: dict[str, Any], prompt: str, rng: random.Random) -> None:
     rec["trace_id"] = f"{rng.getrandbits(128):032x}"
 
 
-def build_hh(rng: random.Random) -> list[dict[str, Any]]:
+def build_hh(data: Path, rng: random.Random) -> list[dict[str, Any]]:
     """Sample N_HH conversations from HH-RLHF harmless-base test."""
-    with open(HH_DIR / "test.jsonl", encoding="utf-8") as fh:
+    with open(data / HH_DIR / "test.jsonl", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
     out: list[dict[str, Any]] = []
     for row in rng.sample(rows, len(rows)):
@@ -99,9 +104,9 @@ def build_hh(rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
-def build_qa(rng: random.Random) -> list[dict[str, Any]]:
+def build_qa(data: Path, rng: random.Random) -> list[dict[str, Any]]:
     """Sample N_QA HaluEval QA rows, half right and half hallucinated answers."""
-    with open(QA_DIR / "qa_one-turn_data.jsonl", encoding="utf-8") as fh:
+    with open(data / QA_DIR / "qa_one-turn_data.jsonl", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
     picked = rng.sample(rows, N_QA)
     variants = ["right"] * (N_QA // 2) + ["hallucinated"] * (N_QA - N_QA // 2)
@@ -151,9 +156,9 @@ def malformed_lines() -> list[str]:
     ]
 
 
-def build(rng: random.Random) -> tuple[list[str], dict[str, int]]:
+def build(data: Path, rng: random.Random) -> tuple[list[str], dict[str, int]]:
     """Assemble all lines; returns (lines, counts)."""
-    hh, qa = build_hh(rng), build_qa(rng)
+    hh, qa = build_hh(data, rng), build_qa(data, rng)
     records = hh + qa
     rng.shuffle(records)
     offsets = sorted(rng.uniform(0, WINDOW_S) for _ in records)
@@ -178,10 +183,10 @@ def license_block(directory: Path) -> tuple[str, str, str]:
     return holder, commit.group(1) if commit else "unknown", text
 
 
-def attribution(c: dict[str, int]) -> str:
+def attribution(data: Path, c: dict[str, int]) -> str:
     """Render DEMO_SAMPLE_ATTRIBUTION.md from the line counts."""
-    hh_c, hh_commit, hh_lic = license_block(HH_DIR)
-    qa_c, qa_commit, qa_lic = license_block(QA_DIR)
+    hh_c, hh_commit, hh_lic = license_block(data / HH_DIR)
+    qa_c, qa_commit, qa_lic = license_block(data / QA_DIR)
     valid, bad, total = c["valid"], c["bad"], c["valid"] + c["bad"]
     return f"""# Demo sample attribution
 
@@ -226,13 +231,16 @@ HaluEval:
 """
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Build the sample and attribution files and print a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, required=True, help="datasets folder (holds traffic/ and hallucination/)")
+    data = parser.parse_args(argv).data
     rng = random.Random(7)  # noqa: S311 - reproducible demo data, not crypto
-    lines, c = build(rng)
+    lines, c = build(data, rng)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     SAMPLE_PATH.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ATTRIBUTION_PATH.write_text(attribution(c), encoding="utf-8")
+    ATTRIBUTION_PATH.write_text(attribution(data, c), encoding="utf-8")
     size = SAMPLE_PATH.stat().st_size
     print(f"wrote {SAMPLE_PATH} ({size} bytes, {len(lines)} lines)")
     print(f"  valid: {c['valid']} (hh: {c['hh']}, qa: {c['qa']}), malformed: {c['bad']}")

@@ -1,6 +1,6 @@
-"""Measure repetition, tone/formality, novelty and near-duplicates on the shared traffic data (not a test).
+"""Measure repetition, tone/formality, novelty and near-duplicates on the traffic datasets (not a test).
 
-    python scripts/eval_signals.py --data ../shared/datasets [--skip-encoder]
+    python scripts/eval_signals.py --data DIR [--skip-encoder]
 
 Repetition: flag rate on real responses (HH-RLHF test ``chosen`` last turns, AlpacaEval GPT-4 and Alpaca-7B
 outputs) and detection rate on synthetic degenerate versions of the HH responses (the last sentence repeated,
@@ -117,7 +117,7 @@ def novelty_and_duplicates(gpt4_prompts: list[str], gpt4: list[str]) -> None:
 def main() -> None:
     """Run every measurement and print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--data", type=Path, required=True, help="datasets folder (holds traffic/)")
     parser.add_argument("--skip-encoder", action="store_true", help="only the text-only signals")
     args = parser.parse_args()
     hh = _hh(args.data)

@@ -9,9 +9,9 @@ recipes, banking terms), a user question for each, and four answers of similar l
 ``faithful_reworded`` (supported, mostly in other words) and ``faithful_mixed`` (supported, the context's
 phrases mixed with new wording, as retrieval-augmented assistants answer), label 0; ``unsupported_detail``
 (adds a specific claim the context lacks) and ``contradiction`` (states what the context contradicts;
-explicit negation in at most a quarter), label 1. It was written as training rows for
-``scripts/explore_hallucination_rows.py`` (not adopted: see the model card). Committed as written. Rows:
-(question, context, response, kind, label).
+explicit negation in at most a quarter), label 1. It was written as candidate training rows (tried and not
+adopted: see the model card's "What was tried"). Committed as written. Rows: (question, context, response, kind,
+label).
 """
 
 from __future__ import annotations

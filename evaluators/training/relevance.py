@@ -292,9 +292,7 @@ def source_shares(pairs: Pairs) -> list[tuple[NDArray[np.bool_], float]]:
     return [(~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE)]
 
 
-def fit(
-    pairs: Pairs, x: NDArray[np.float64], seed: int, c: float = C, columns: Sequence[int] | None = None
-) -> LogisticHead:
+def fit(pairs: Pairs, x: NDArray[np.float64], seed: int) -> LogisticHead:
     """Fit with positives and negatives of each source given equal weight (0.5 between the classes).
 
     HH-RLHF pairs (kinds ``hh ...``), when present, carry :data:`HH_SHARE` of the total weight, HaluEval the rest.
@@ -306,18 +304,16 @@ def fit(
             mask = source & (y == label)
             if mask.any():
                 w[mask] = share * len(y) / (2 * mask.sum())
-    cols = list(range(len(FEATURES))) if columns is None else list(columns)
-    names = [FEATURES[i] for i in cols]
-    return fit_logistic(x[:, cols], y, names, name=NAME, version="pending", c=c, seed=seed, sample_weight=w)
+    return fit_logistic(x, y, FEATURES, name=NAME, version="pending", c=C, seed=seed, sample_weight=w)
 
 
 def balanced_shift(head: LogisticHead, pairs: Pairs, x: NDArray[np.float64]) -> tuple[float, dict[str, float]]:
     """The intercept shift (from :data:`SHIFT_GRID`) that maximises balanced accuracy at 0.5 on the training pairs.
 
     Balanced accuracy is averaged over the sources with :func:`fit`'s shares (HaluEval, HH-RLHF); ties go to the
-    smallest shift. The logistic fit balances log-loss, not decisions: on the train part its 0.5 flags about a
-    third of the genuine HH-RLHF replies while passing 1-2 % of other conversations' replies. Returns the shift
-    and the weighted balanced accuracy at 0 and at the chosen shift (for the card).
+    smallest shift. The logistic fit balances log-loss, not decisions: unshifted, its 0.5 flags many genuine
+    HH-RLHF replies while passing almost no other conversation's reply. Returns the shift and the weighted
+    balanced accuracy at 0 and at the chosen shift (for the card).
     """
     y = np.asarray(pairs.labels)
     shares = source_shares(pairs)
@@ -345,27 +341,15 @@ def _load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
     return [e for e in exchanges if not held_out(e.group)], [e for e in exchanges if held_out(e.group)]
 
 
-def train_pairs(
-    data_dir: Path, encoder: Encoder, seed: int, cache_dir: Path | None
-) -> tuple[Pairs, list[Question], list[Exchange]]:
-    """The head's training pairs (HaluEval QA and HH-RLHF train parts), and the questions and turns they come from."""
+def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
+    """Fit the head on the HaluEval QA and HH-RLHF train parts and shift its intercept; held-out metrics go in meta."""
     train_q, _ = _split(load_halueval(data_dir / "hallucination" / "halueval_qa"))
     train_hh, _ = _load_hh_split(data_dir)
-    return make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed), train_q, train_hh
-
-
-def fit_shifted(pairs: Pairs, x: NDArray[np.float64], seed: int) -> tuple[LogisticHead, float, dict[str, float]]:
-    """:func:`fit`, then its intercept moved by :func:`balanced_shift`; returns the head, the shift and its scores."""
+    pairs = make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed)
+    x = featurize(pairs, encoder, cache_dir)
     head = fit(pairs, x, seed)
     shift, shift_scores = balanced_shift(head, pairs, x)
-    return dataclasses.replace(head, intercept=head.intercept + shift), shift, shift_scores
-
-
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
-    """Fit the head on the train part of HaluEval QA; held-out metrics go in meta."""
-    pairs, train_q, train_hh = train_pairs(data_dir, encoder, seed, cache_dir)
-    x = featurize(pairs, encoder, cache_dir)
-    head, shift, shift_scores = fit_shifted(pairs, x, seed)
+    head = dataclasses.replace(head, intercept=head.intercept + shift)
     kinds = {k: pairs.kinds.count(k) for k in dict.fromkeys(pairs.kinds)}
     meta: dict[str, Any] = {
         "date": DATE,
@@ -418,9 +402,9 @@ def ranking_metrics(groups: Sequence[tuple[NDArray[np.float64], Sequence[int]]])
 
 
 def wikiqa_scores(
-    path: Path, encoder: Encoder, cache_dir: Path | None, heads: Sequence[LogisticHead]
-) -> tuple[list[tuple[NDArray[np.float64], list[int]]], list[list[tuple[NDArray[np.float64], list[int]]]]]:
-    """Per question with a positive: (raw cosine, labels) and, per head, (head probability, labels)."""
+    path: Path, encoder: Encoder, cache_dir: Path | None, head: LogisticHead
+) -> tuple[list[tuple[NDArray[np.float64], list[int]]], list[tuple[NDArray[np.float64], list[int]]]]:
+    """Per question with a positive: (raw cosine, labels) and (head probability, labels)."""
     groups = [g for g in load_wikiqa(path).values() if any(g[2])]
     prompts = [q for q, sents, _ in groups for _ in sents]
     responses = [s for _, sents, _ in groups for s in sents]
@@ -428,15 +412,14 @@ def wikiqa_scores(
         "ij,ij->i", encode_unique(encoder, prompts, cache_dir), encode_unique(encoder, responses, cache_dir)
     ).astype(np.float64)
     x = compute_features(prompts, responses, cos)
-    probs = [h.predict_proba(x[:, [FEATURES.index(n) for n in h.feature_names]]) for h in heads]
+    p = head.predict_proba(x[:, [FEATURES.index(n) for n in head.feature_names]])
     base: list[tuple[NDArray[np.float64], list[int]]] = []
-    ours: list[list[tuple[NDArray[np.float64], list[int]]]] = [[] for _ in heads]
+    ours: list[tuple[NDArray[np.float64], list[int]]] = []
     start = 0
     for _, sents, labels in groups:
         end = start + len(sents)
         base.append((cos[start:end], labels))
-        for k, p in enumerate(probs):
-            ours[k].append((p[start:end], labels))
+        ours.append((p[start:end], labels))
         start = end
     return base, ours
 
@@ -456,7 +439,7 @@ def _evaluate_with(head: LogisticHead, data_dir: Path, encoder: Encoder, cache_d
     rows: list[EvalRow] = []
     wikiqa = data_dir / "relevance" / "wikiqa" / "WikiQA-dev.tsv"
     if wikiqa.is_file():
-        base, (ours,) = wikiqa_scores(wikiqa, encoder, cache_dir, [head])
+        base, ours = wikiqa_scores(wikiqa, encoder, cache_dir, head)
         mb, mo = ranking_metrics(base), ranking_metrics(ours)
         label = f"WikiQA dev (questions with an answer, n={len(base)})"
         rows.extend(EvalRow(NAME, label, m, mo[m], mb[m], WIKIQA_PUBLISHED[m]) for m in ("MAP", "MRR"))

