@@ -1,27 +1,33 @@
-"""Wiring: settings → storage, scorer, source, sinks → :class:`Agent`."""
+"""Wiring: settings → storage, source, the record path's steps, checkpoint → :class:`Agent`. Only the CLI calls it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agent.checkpoint import Checkpoint
 from agent.config import Settings
-from agent.errors import ConfigError, StorageError
+from agent.decode import DecodeStep
+from agent.errors import ConfigError
 from agent.feedback.step import feedback_step
 from agent.metrics import Health
-from agent.pipeline import Scorer
-from agent.redact import redactor_from_settings
+from agent.redact import RedactStep, redactor_from_settings
 from agent.review.sink import review_sinks
+from agent.route import RouteStep
 from agent.runner import Agent
+from agent.score import Scorer, ScoreStep
+from agent.sinks.base import BatchingSink
 from agent.sinks.clickhouse import DeadLetterTableSink, RecordSink
 from agent.sinks.kafka import DeadLetterTopicSink
 from agent.source import KafkaSource, kafka_client_config, unreachable
-from agent.storage import migrations
-from agent.storage.client import Client, connect, mask_dsn
+from agent.step import Step, sinks_of
+from agent.storage.client import Client, mask_dsn
+from agent.storage.database import check_score_columns, open_storage
 from agent.storage.runs import RunLog
+from agent.store import StoreStep
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -35,31 +41,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def open_storage(settings: Settings) -> Client:
-    """Connect and migrate (idempotent); the schema is always current when the agent starts."""
-    ch = settings.clickhouse
-    client = connect(ch)
-    applied = migrations.migrate(client, ch.database, ch.raw_text_ttl_days, cluster=ch.cluster)
-    for m in applied:
-        log.info("migration applied", version=m.version, name=m.name)
-    return client
-
-
-def check_score_columns(client: Client, database: str, detector_names: tuple[str, ...]) -> None:
-    """Every enabled detector must have its column; say what to do if not."""
-    missing = [n for n in detector_names if n not in migrations.record_columns(client, database)]
-    if missing:
-        raise StorageError(
-            f"detectors {missing} have no column in {database}.records; upgrade lookout and run `lookout migrate`"
-        )
-
-
 @dataclass
 class Running:
     """An agent and what it holds open."""
 
     agent: Agent
     client: Client
+    scorer: Scorer
+    """The score step's scorer (the benchmark swaps its encoder)."""
     health: Health = field(default_factory=Health)
     """What ``/readyz`` reports."""
     web: WebServer | None = None
@@ -134,6 +123,11 @@ def judge_step(settings: Settings) -> JudgeStep | None:
     return JudgeStep(settings.judge, judge, settings.detectors.thresholds.get(JUDGE, 0.5), version)
 
 
+def optional(*steps: Step | None) -> list[Step]:
+    """The steps that are enabled (not None), in order."""
+    return [s for s in steps if s is not None]
+
+
 def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Running:
     """Everything ``lookout run`` needs, opened and checked; models loaded; ``routers`` served with /metrics."""
     from kafka import KafkaProducer
@@ -165,35 +159,47 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
     source = KafkaSource(k, max_records=settings.batch.max_records, extra_topics=[feedback.topic] if feedback else [])
     health.assigned = lambda: source.last_assigned_at() is not None
     db = settings.clickhouse.database
-    agent = Agent(
-        source=source,
-        scorer=scorer,
-        record_sink=RecordSink(client, db, names),
-        dead_letter_sinks=[
-            DeadLetterTopicSink(producer, k.dead_letter_topic),
-            DeadLetterTableSink(client, db, k.dead_letter_topic),
-        ],
-        route_sinks=review_sinks(settings, client, producer),
-        max_records=settings.batch.max_records,
-        max_wait_ms=settings.batch.max_wait_ms,
-        max_record_bytes=settings.limits.max_record_bytes,
+    redactor = redactor_from_settings(settings.redact)
+    shed = shedder(settings, scorer, lambda: sum(source.lag().values()))
+    dead_letter_sinks = [
+        DeadLetterTopicSink(producer, k.dead_letter_topic),
+        DeadLetterTableSink(client, db, k.dead_letter_topic),
+    ]
+    route_sinks: list[BatchingSink[Any]] = [*review_sinks(settings, client, producer)]
+    if feedback is not None:
+        route_sinks.append(feedback.sink)
+    steps = optional(
+        feedback,
+        DecodeStep(settings.limits.max_record_bytes),
+        RedactStep(redactor) if redactor is not None else None,
+        shed,
+        ScoreStep(scorer, shed.observe_inference if shed is not None else None),
+        drift_step(settings, client, scorer),
+        judge,
+        StoreStep(RecordSink(client, db, names), dead_letter_sinks, redactor, embedding_sink(settings, client, scorer)),
+        RouteStep(route_sinks),
+    )
+    checkpoint = Checkpoint(
+        source,
+        sinks_of(steps),
         write_retries=settings.clickhouse.write_retries,
         retry_backoff_max_s=settings.clickhouse.retry_backoff_max_s,
+        health=health,
+        sleep=source.hold,  # backoff while storage is down: partitions paused, group membership kept
+    )
+    agent = Agent(
+        source,
+        steps,
+        checkpoint,
+        max_records=settings.batch.max_records,
+        max_wait_ms=settings.batch.max_wait_ms,
         run_log=RunLog(client, db, k.topic, k.group_id),
-        crash_after_write_batches=settings.fault.crash_after_write_batches,
         health=health,
         storage_probe=lambda: client.command("SELECT 1"),
-        drift=drift_step(settings, client, scorer),
-        embedding_sink=embedding_sink(settings, client, scorer),
-        feedback=feedback,
-        redactor=redactor_from_settings(settings.redact),
-        shedder=shedder(settings, scorer, lambda: sum(source.lag().values())),
-        judge=judge,
-        sleep=source.hold,  # backoff while storage is down: partitions paused, group membership kept
     )
     log.info(
         "agent ready",
         topic=k.topic, group=k.group_id, dlq=k.dead_letter_topic, clickhouse=mask_dsn(settings.clickhouse.dsn),
         detectors=list(names), feedback=feedback.topic if feedback else None,
     )  # fmt: skip
-    return Running(agent=agent, client=client, health=health, web=web)
+    return Running(agent=agent, client=client, scorer=scorer, health=health, web=web)

@@ -15,9 +15,9 @@ the absolute numbers are noisy:
   group joined (the ~5 s join is a start-up cost, not throughput); the best of ``--rounds`` runs, like scoring.
 * **peak RSS** of this process (both encoder copies, chDB and the broker client included).
 
-The data is the HH-RLHF harmless-base test split from ``../shared/datasets/traffic`` when it is there (both
-the chosen and the rejected transcript of a conversation, as an assistant's traffic repeats prompts), else the
-committed ``agent/data/demo_sample.jsonl``.
+The data is ``--data FILE``: JSONL of v1 records or HH-RLHF transcripts (both the chosen and the rejected
+transcript of a conversation, as an assistant's traffic repeats prompts); without it, the committed
+``agent/data/demo_sample.jsonl``. Measured numbers live in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from agent.config import Settings, load_settings
 from agent.decode import decode
 from agent.errors import ConfigError
 from agent.hh import alternating, hh_turns
-from agent.pipeline import Scorer
+from agent.score import Scorer
 from agent.source import missing_client_speedups
 from agent.types import Origin, RawMessage, Sample
 from detectors.encoder import CachingEncoder, build_batch
@@ -47,7 +47,6 @@ from detectors.types import Encoder, Vectors
 _E = TypeVar("_E", bound=Encoder)
 
 REPO = Path(__file__).resolve().parent.parent
-HH_RLHF = REPO.parent / "shared" / "datasets" / "traffic" / "hh_rlhf_harmless_base_test" / "test.jsonl"
 DEMO = Path(__file__).resolve().parent / "data" / "demo_sample.jsonl"
 
 
@@ -73,7 +72,7 @@ class BenchConfig:
     rounds: int = 3
     """Scoring and ceiling alternate this many times; the best of each counts (a shared machine is noisy)."""
     data: Path | None = None
-    """JSONL of v1 records or HH-RLHF transcripts; default HH-RLHF from ../shared, else the demo sample."""
+    """JSONL of v1 records or HH-RLHF transcripts; default the committed demo sample."""
 
 
 @dataclass
@@ -202,7 +201,7 @@ def _hh_turns(transcript: str) -> tuple[list[dict[str, str]], str] | None:
 
 def load_records(n: int, path: Path | None = None) -> tuple[list[dict[str, Any]], str]:
     """Up to ``n`` v1 records of real conversation text, and where they came from."""
-    source = path if path is not None else HH_RLHF if HH_RLHF.is_file() else DEMO
+    source = path if path is not None else DEMO
     if not source.is_file():
         raise ConfigError(f"bench data {source} not found; pass --data FILE (JSONL of v1 records)")
     records: list[dict[str, Any]] = []
@@ -337,8 +336,8 @@ def measure_end_to_end(
     """Records/s through a real broker and the real agent into chDB, from first produce to last stored.
 
     The agent loop runs on this (the main) thread, as under ``lookout run``; the producer and the watcher that
-    stops the agent run beside it. (Driving torch from a second thread after the main thread used it ran the
-    encoder 25-30 % slower here, which is a harness effect, not the agent's.)
+    stops the agent run beside it. (Driving torch from a second thread after the main thread used it slows
+    the encoder down, a harness effect that is not the agent's.)
 
     With ``lookup`` the agent's model is replaced by that :class:`LookupEncoder` (the model becomes its fallback):
     the whole agent without the model. That agent outruns kafka-python's producer, so then the records are all
@@ -370,7 +369,7 @@ def measure_end_to_end(
         running = build_agent(e2e)
         agent = running.agent
         if lookup is not None:
-            _above_model(agent.scorer, lookup.over)
+            _above_model(running.scorer, lookup.over)
         n = len(records)
         times: dict[str, float] = {}
         errors: list[BaseException] = []
@@ -413,7 +412,7 @@ def measure_consume(records: Sequence[dict[str, Any]], messages: int = CONSUME_M
     """Records/s one bare consumer fetches from the bundled broker, CRC-checks (kafka-python's default) and decodes.
 
     Nothing is scored or stored: this is the ceiling that Kafka's client leaves the agent whatever the encoder's
-    device (with kafka-python's pure-Python CRC-32C it was about 5,000 one-KB records/s per core here).
+    device (kafka-python's pure-Python CRC-32C, when the C one is missing, is the usual limit).
     """
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 

@@ -9,18 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.config import Settings, load_settings
+from agent import logs
+from agent.config import Settings
 from agent.errors import LookoutError
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from agent import logs
-
-    settings = load_settings(getattr(args, "config", None))
-    logs.configure(settings.log)
-    return settings
+    return logs.configured(getattr(args, "config", None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -47,8 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score a JSONL file offline."""
-    from agent.pipeline import Scorer
     from agent.redact import redactor_from_settings
+    from agent.score import Scorer
     from agent.score_file import score_file
 
     settings = _settings(args)
@@ -125,7 +122,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _client(settings: Settings) -> Any:
-    from agent.app import open_storage
+    from agent.storage.database import open_storage
 
     return open_storage(settings)
 
@@ -292,7 +289,14 @@ def _err(line: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
+    from importlib import metadata
+
     parser = argparse.ArgumentParser(prog="lookout", description="LLM quality sidecar")
+    try:
+        installed = metadata.version("llm-lookout")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        installed = "unknown (not installed; pip install -e .)"
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, config: bool = True) -> argparse.ArgumentParser:
@@ -355,12 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     from evaluators.heads import HEAD_TRAINERS  # light: no model imports
 
     p = add("train-heads", cmd_train_heads)
-    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (../shared/datasets layout)")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (see docs/evaluation.md)")
     p.add_argument("--out", type=Path, metavar="DIR", help="where to write <name>.json (default: the shipped heads)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="train only these heads")
     p = add("eval", cmd_eval)
-    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (../shared/datasets layout)")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (see docs/evaluation.md)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a markdown table")
     p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="evaluate only these detectors")
     from agent.export import commands as export_commands  # light: no pyarrow, ClickHouse or HTTP imports

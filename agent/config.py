@@ -133,7 +133,7 @@ class EncoderSettings(_Section):
     device: str = "cpu"
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
     batch_size: int | None = Field(default=None, ge=1)
-    """Texts per encoder forward pass; default 16 on cpu (1.5-1.9x faster than 64 on 2 cores), 128 on a GPU."""
+    """Texts per encoder forward pass; default 16 on cpu (small batches run faster there), 128 on a GPU."""
     max_seq_length: int = Field(default=256, ge=8, le=512)
     """Token budget per text; longer texts are truncated (the tail beyond it is not embedded)."""
     precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
@@ -337,13 +337,6 @@ class LogSettings(_Section):
     """``console`` for people, ``json`` for log shippers."""
 
 
-class FaultSettings(_Section):
-    """Fault injection, for lookout's own crash-recovery tests. Leave unset in production."""
-
-    crash_after_write_batches: int | None = Field(default=None, ge=1)
-    """Kill the agent (SIGKILL) right after the Nth batch is written and before its offsets commit."""
-
-
 class ReviewSettings(_Section):
     """Human review: routing rules, the review topic, claims, and the annotator UI."""
 
@@ -519,7 +512,6 @@ class Settings(BaseSettings):
     eval: EvalSettings = EvalSettings()
     cost: CostSettings = CostSettings()
     log: LogSettings = LogSettings()
-    fault: FaultSettings = FaultSettings()
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     grafana: GrafanaSettings = GrafanaSettings()
@@ -588,7 +580,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def setting_rows() -> list[tuple[str, str, str, str]]:
-    """(dotted name, env var, default, description) for every setting; the README's reference table."""
+    """(dotted name, env var, default, description) for every setting; docs/configuration.md's tables."""
     rows = []
     for section_name, field in Settings.model_fields.items():
         section = field.annotation

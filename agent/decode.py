@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from agent.sinks.base import BatchingSink
+from agent.step import BatchState
 from agent.types import DecodeFailure, Message, Origin, RawMessage, Sample, Usage
 
 MAX_ID_CHARS = 512
@@ -35,6 +37,36 @@ def _reject_constant(name: str) -> float:
 def decode(message: RawMessage, max_bytes: int = 1_048_576) -> Sample | DecodeFailure:
     """Decode one message value into a v1 record, or say why it is not one."""
     return decode_with(message, lambda raw: _decode(raw, message.origin, max_bytes))
+
+
+class DecodeStep:
+    """The decode step: every pending message becomes a :class:`Sample` or a :class:`DecodeFailure` (a dead letter).
+
+    Args:
+        max_bytes: Size limit of one message value.
+    """
+
+    name = "decode"
+
+    def __init__(self, max_bytes: int = 1_048_576) -> None:
+        self.max_bytes = max_bytes
+
+    def __repr__(self) -> str:
+        return f"DecodeStep(max_bytes={self.max_bytes})"
+
+    def apply(self, batch: BatchState) -> None:
+        """Decode ``batch.pending`` into ``batch.samples`` and ``batch.dead_letters``."""
+        for message in batch.pending:
+            result = decode(message, self.max_bytes)
+            if isinstance(result, Sample):
+                batch.samples.append(result)
+            else:
+                batch.dead_letters.append(result)
+        batch.pending = []
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """None: decoded records and failures are written by the store step."""
+        return ()
 
 
 def decode_with(message: RawMessage, parse: Callable[[bytes], _T]) -> _T | DecodeFailure:
@@ -79,21 +111,21 @@ def parse_object(raw: bytes, max_bytes: int, what: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise _Invalid(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(obj, dict):
-        raise _Invalid(f"{what} must be a JSON object, got {_kind(obj)}")
+        raise _Invalid(f"{what} must be a JSON object, got {kind_of(obj)}")
     return obj
 
 
 def _record(obj: Mapping[str, Any], origin: Origin) -> Sample:
     response = _required_str(obj, "response")
-    ts = _timestamp(obj.get("ts"))
+    ts = timestamp(obj.get("ts"))
     prompt, history = _prompt_and_history(obj)
-    record_id = _optional_str(obj, "id")
+    record_id = optional_str(obj, "id")
     if record_id is not None:
         if not record_id.strip():
             raise _Invalid("field 'id' must not be blank")
         if len(record_id) > MAX_ID_CHARS:
             raise _Invalid(f"field 'id' is longer than {MAX_ID_CHARS} characters")
-    strings = {name: _optional_str(obj, name) or "" for name in _OPTIONAL_STRINGS}
+    strings = {name: optional_str(obj, name) or "" for name in _OPTIONAL_STRINGS}
     return Sample(
         id=record_id if record_id is not None else origin.derived_id(),
         ts=ts,
@@ -109,7 +141,8 @@ def _record(obj: Mapping[str, Any], origin: Origin) -> Sample:
     )
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """The JSON type name of a parsed value, for error reasons (``null``, ``boolean``, ``string``, ...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -139,24 +172,26 @@ def _required_str(obj: Mapping[str, Any], name: str) -> str:
         raise _Invalid(f"missing required field '{name}'")
     value = obj[name]
     if not isinstance(value, str):
-        raise _Invalid(f"field '{name}' must be a string, got {_kind(value)}")
+        raise _Invalid(f"field '{name}' must be a string, got {kind_of(value)}")
     return _check_str(value, f"field '{name}'")
 
 
-def _optional_str(obj: Mapping[str, Any], name: str) -> str | None:
+def optional_str(obj: Mapping[str, Any], name: str) -> str | None:
+    """Field ``name`` of ``obj`` as a string, None when absent or null; raises :class:`Invalid` otherwise."""
     value = obj.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Invalid(f"field '{name}' must be a string, got {_kind(value)}")
+        raise _Invalid(f"field '{name}' must be a string, got {kind_of(value)}")
     return _check_str(value, f"field '{name}'")
 
 
-def _timestamp(value: Any) -> datetime:
+def timestamp(value: Any) -> datetime:
+    """A UTC time from an RFC 3339 string or epoch milliseconds; raises :class:`Invalid` otherwise."""
     if value is None:
         raise _Invalid("missing required field 'ts'")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _Invalid(f"field 'ts' must be an RFC 3339 string or epoch milliseconds, got {_kind(value)}")
+        raise _Invalid(f"field 'ts' must be an RFC 3339 string or epoch milliseconds, got {kind_of(value)}")
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value.strip())
@@ -180,7 +215,7 @@ def _timestamp(value: Any) -> datetime:
 
 def _message(item: Any, index: int) -> Message:
     if not isinstance(item, dict):
-        raise _Invalid(f"messages[{index}] must be an object, got {_kind(item)}")
+        raise _Invalid(f"messages[{index}] must be an object, got {kind_of(item)}")
     role = item.get("role")
     if not isinstance(role, str) or not role.strip():
         raise _Invalid(f"messages[{index}].role must be a non-empty string")
@@ -193,7 +228,7 @@ def _message(item: Any, index: int) -> Message:
             raise _Invalid(f"messages[{index}].content text parts must be strings")
         content = "\n".join(t for t in texts if isinstance(t, str))
     if not isinstance(content, str):
-        raise _Invalid(f"messages[{index}].content must be a string, got {_kind(content)}")
+        raise _Invalid(f"messages[{index}].content must be a string, got {kind_of(content)}")
     return Message(role=_check_str(role, f"messages[{index}].role"), content=_check_str(content, "messages"))
 
 
@@ -205,7 +240,7 @@ def _prompt_and_history(obj: Mapping[str, Any]) -> tuple[str, tuple[Message, ...
             raise _Invalid("missing required field: 'prompt' or 'messages'")
         return prompt, ()
     if not isinstance(raw_messages, list):
-        raise _Invalid(f"field 'messages' must be an array, got {_kind(raw_messages)}")
+        raise _Invalid(f"field 'messages' must be an array, got {kind_of(raw_messages)}")
     messages = [_message(item, i) for i, item in enumerate(raw_messages)]
     if prompt is not None:
         return prompt, tuple(messages)
@@ -220,10 +255,10 @@ def _context(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _Invalid(f"field 'context' must be an array of strings, got {_kind(value)}")
+        raise _Invalid(f"field 'context' must be an array of strings, got {kind_of(value)}")
     for i, passage in enumerate(value):
         if not isinstance(passage, str):
-            raise _Invalid(f"context[{i}] must be a string, got {_kind(passage)}")
+            raise _Invalid(f"context[{i}] must be a string, got {kind_of(passage)}")
         _check_str(passage, f"context[{i}]")
     return tuple(value)
 
@@ -242,7 +277,7 @@ def _usage(value: Any) -> Usage | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _Invalid(f"field 'usage' must be an object, got {_kind(value)}")
+        raise _Invalid(f"field 'usage' must be an object, got {kind_of(value)}")
     return Usage(
         prompt_tokens=_count(value.get("prompt_tokens"), "prompt_tokens"),
         completion_tokens=_count(value.get("completion_tokens"), "completion_tokens"),
@@ -261,11 +296,11 @@ def _metadata(value: Any) -> dict[str, str | float]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _Invalid(f"field 'metadata' must be an object, got {_kind(value)}")
+        raise _Invalid(f"field 'metadata' must be an object, got {kind_of(value)}")
     out: dict[str, str | float] = {}
     for key, item in value.items():
         _check_str(key, "metadata key")
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise _Invalid(f"metadata.{key[:40]} must be a string or number, got {_kind(item)}")
+            raise _Invalid(f"metadata.{key[:40]} must be a string or number, got {kind_of(item)}")
         out[key] = _check_str(item, f"metadata.{key[:40]}") if isinstance(item, str) else float(item)
     return out

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -32,6 +33,7 @@ import structlog
 from agent.config import DriftSettings
 from agent.errors import ConfigError
 from agent.sinks.base import BatchingSink, SinkError
+from agent.step import BatchState
 from agent.storage.client import Client
 from agent.types import ScoredSample
 from detectors.drift import DriftResult, EmbeddingDrift, ScoreDrift, WindowSpec
@@ -264,12 +266,35 @@ def load_pinned(path: Path, fields: Sequence[TextField], encoder: Encoder) -> di
 
 @dataclasses.dataclass(frozen=True)
 class DriftStep:
-    """What the agent runs for drift: the monitor and the sink of closed windows."""
+    """The drift step: the monitor over each batch, and the sink of closed windows."""
 
     monitor: DriftMonitor
     """Per-stream drift detectors."""
     sink: DriftSink
     """Writes closed windows; flushed with the other sinks before the commit."""
+    name: str = "drift"
+    """The step's name."""
+
+    def apply(self, batch: BatchState) -> None:
+        """Observe the batch (or, while shedding, the records the plan keeps only); buffer closed windows."""
+        scored, vectors, plan = batch.scored, batch.vectors, batch.plan
+        if plan is None or not plan.drift:
+            batch.scored, windows = self.monitor.observe(scored, vectors)
+        else:
+            kept = [i for i, item in enumerate(scored) if item.shed_weight > 0]
+            rows = np.asarray(kept, dtype=np.intp)
+            observed, windows = self.monitor.observe(
+                [scored[i] for i in kept], {f: v[rows] for f, v in vectors.items()}
+            )
+            out = list(scored)
+            for i, item in zip(kept, observed, strict=True):
+                out[i] = item
+            batch.scored = out
+        self.sink.extend(windows)
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """The drift windows sink."""
+        return (self.sink,)
 
 
 class DriftSink(BatchingSink[DriftRow]):

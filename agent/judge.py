@@ -21,12 +21,15 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 
 from agent import metrics
 from agent.config import JudgeSettings
 from agent.shedding import keeps
+from agent.sinks.base import BatchingSink
+from agent.step import BatchState
 from agent.types import Sample, ScoredSample
 
 log = structlog.get_logger(__name__)
@@ -129,7 +132,17 @@ class JudgeStep:
                 metrics.judge_records.labels(outcome="over_budget").inc()
         return chosen
 
-    def apply(self, scored: list[ScoredSample]) -> list[ScoredSample]:
+    name = "judge"
+
+    def apply(self, batch: BatchState) -> None:
+        """Judge the batch's selected records."""
+        batch.scored = self.judged(batch.scored)
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """None: the verdicts are columns of the records, written by the store step."""
+        return ()
+
+    def judged(self, scored: list[ScoredSample]) -> list[ScoredSample]:
         """The batch with the judged records' ``hallucination_judge``, ``judge_weight`` and flag set."""
         chosen = self.select(scored)
         if not chosen:

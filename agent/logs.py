@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import structlog
 
-from agent.config import LogSettings
+from agent.config import LogSettings, Settings, load_settings
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -44,3 +45,10 @@ def configure(settings: LogSettings) -> None:
     quiet = logging.DEBUG if level == logging.DEBUG else logging.CRITICAL
     for name in ("kafka", "urllib3", "urllib3.connectionpool", "clickhouse_connect"):
         logging.getLogger(name).setLevel(quiet)
+
+
+def configured(config_file: Path | None = None) -> Settings:
+    """The settings (``config_file``, then ``LOOKOUT_*``), with logging configured from them: every command's start."""
+    settings = load_settings(config_file)
+    configure(settings.log)
+    return settings

@@ -13,11 +13,14 @@ import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from agent.types import DecodeFailure, Message, Sample
+from agent import metrics
+from agent.sinks.base import BatchingSink
+from agent.step import BatchState
+from agent.types import DecodeFailure, Message, Sample, ScoringFailure
 
 if TYPE_CHECKING:
     from agent.config import RedactSettings
@@ -31,6 +34,8 @@ PLACEHOLDERS: Mapping[str, str] = {t: f"[{t.upper()}]" for t in PII_TYPES}
 
 Counts = dict[str, int]
 """PII type (or extra pattern name) → number of spans replaced."""
+_T = TypeVar("_T")
+_Failure = TypeVar("_Failure", bound=DecodeFailure | ScoringFailure)
 
 _TOKEN_CLASS = "A-Za-z0-9+/=_-"  # noqa: S105 - a regex character class, not a password
 _SECRET_PREFIXES = re.compile(
@@ -310,7 +315,7 @@ class Redactor:
         )
         return (redacted, total) if total else (sample, total)
 
-    def redact_failure(self, failure: DecodeFailure) -> tuple[DecodeFailure, Counts]:
+    def redact_failure(self, failure: _Failure) -> tuple[_Failure, Counts]:
         """The failure with its reason and original bytes redacted.
 
         The bytes are read as UTF-8 with invalid bytes escaped (``surrogateescape``), redacted, and written
@@ -325,6 +330,40 @@ class Redactor:
             counts[kind] = counts.get(kind, 0) + n
         raw = raw_text.encode("utf-8", errors="surrogateescape") if raw_text != text else failure.raw
         return replace(failure, raw=raw, reason=reason), counts
+
+
+class RedactStep:
+    """The redact step: PII in each decoded record becomes placeholders before scoring and before any sink.
+
+    Dead letters are redacted by the store step, with the same redactor, when it writes them.
+    """
+
+    name = "redact"
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def __repr__(self) -> str:
+        return f"RedactStep({self.redactor!r})"
+
+    def apply(self, batch: BatchState) -> None:
+        """Redact ``batch.samples``, counting what was replaced on /metrics."""
+        batch.samples = redacted(batch.samples, self.redactor.redact_sample)
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """None."""
+        return ()
+
+
+def redacted(items: Iterable[_T], redact: Callable[[_T], tuple[_T, Counts]]) -> list[_T]:
+    """Apply one redaction to every item, counting what it replaced on /metrics."""
+    out = []
+    for item in items:
+        clean, counts = redact(item)
+        for kind, n in counts.items():
+            metrics.pii_redacted.labels(type=kind).inc(n)
+        out.append(clean)
+    return out
 
 
 def redactor_from_settings(settings: RedactSettings) -> Redactor | None:

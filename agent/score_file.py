@@ -12,8 +12,8 @@ from typing import IO, Any
 
 from agent.decode import decode
 from agent.errors import LookoutError
-from agent.pipeline import Scorer
 from agent.redact import Redactor
+from agent.score import Scorer
 from agent.types import DecodeFailure, Origin, RawMessage, Sample
 
 CHUNK = 256

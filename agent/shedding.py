@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 from agent import metrics
 from agent.config import SheddingSettings
+from agent.sinks.base import BatchingSink
+from agent.step import BatchState
+from agent.types import ShedPlan
 
 DRIFT_SIGNAL = "drift"
 """Name of the drift step in ``lookout_records_shed_total``."""
@@ -81,28 +84,6 @@ def keeps(record_id: str, rate: float) -> bool:
     return int.from_bytes(digest, "big") < rate * 2**64
 
 
-@dataclass(frozen=True, slots=True)
-class ShedPlan:
-    """What to skip in one batch while shedding."""
-
-    keep: tuple[bool, ...]
-    """Per record (batch order): True when its expensive signals are computed."""
-    weight: float
-    """``1 / rate``: the ``shed_weight`` of kept records (skipped ones get 0)."""
-    detectors: frozenset[str]
-    """Detectors that score only the kept records."""
-    drift: bool
-    """Whether the drift step sees only the kept records."""
-
-    def weight_of(self, i: int) -> float:
-        """``shed_weight`` of record ``i``."""
-        return self.weight if self.keep[i] else 0.0
-
-    def kept(self) -> list[int]:
-        """Indices of the kept records."""
-        return [i for i, k in enumerate(self.keep) if k]
-
-
 class Shedder:
     """The agent's shedding step: reads lag, remembers scoring time, and plans each batch.
 
@@ -129,6 +110,16 @@ class Shedder:
         )
         self._inference_s: float | None = None
         metrics.shedding.set(0)
+
+    name = "shed"
+
+    def apply(self, batch: BatchState) -> None:
+        """Plan the batch: while shedding, which records the expensive detectors and drift see."""
+        batch.plan = self.plan([s.id for s in batch.samples]) if batch.samples else None
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """None."""
+        return ()
 
     def observe_inference(self, seconds: float) -> None:
         """Remember how long the latest batch took to score."""

@@ -39,8 +39,8 @@ def missing_client_speedups() -> list[str]:
     """What kafka-python lacks in this environment: codecs it cannot decompress, and the C CRC-32C.
 
     lookout depends on ``kafka-python[crc32c,lz4,snappy,zstd]``, so this is empty unless an install dropped them.
-    Without ``crc32c`` kafka-python checks every fetched batch in pure Python (about 5 MB/s per core: a ceiling of
-    about 5,000 one-KB records/s for the whole agent); a batch in a missing codec cannot be read at all.
+    Without ``crc32c`` kafka-python checks every fetched batch in pure Python, which caps the whole agent (see
+    docs/benchmarks.md); a batch in a missing codec cannot be read at all.
     """
     from kafka import codec
 

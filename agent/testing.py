@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from agent.checkpoint import Checkpoint
+from agent.metrics import Health
+from agent.runner import Agent
 from agent.sinks.base import BatchingSink, SinkError
 from agent.source import CommitDeferred, CommitFailed, TopicPartitionKey
+from agent.step import Step, sinks_of
 from agent.types import Origin, RawMessage
 
 T = TypeVar("T")
@@ -81,3 +85,22 @@ class ListSink(BatchingSink[T]):
             raise SinkError(f"{self.name}: injected failure")
         self.written.extend(batch)
         self.events.append(f"{self.name} wrote {len(batch)}")
+
+
+def loop(
+    source: ListSource,
+    steps: Sequence[Step],
+    *,
+    max_records: int = 256,
+    max_wait_ms: int = 10,
+    write_retries: int = 5,
+    retry_backoff_max_s: float = 30.0,
+    health: Health | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Agent:
+    """An agent over ``steps`` whose checkpoint flushes their sinks, in step order, and commits to ``source``."""
+    checkpoint = Checkpoint(
+        source, sinks_of(steps), write_retries=write_retries, retry_backoff_max_s=retry_backoff_max_s,
+        health=health, sleep=sleep,
+    )  # fmt: skip
+    return Agent(source, steps, checkpoint, max_records=max_records, max_wait_ms=max_wait_ms, health=health)

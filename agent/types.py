@@ -1,10 +1,11 @@
-"""Value types that flow through the agent: raw message → Sample | DecodeFailure → ScoredSample."""
+"""Value types that flow through the agent: raw message → Sample | DecodeFailure → ScoredSample | ScoringFailure."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar, Literal, get_args
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,56 @@ class DecodeFailure:
     timestamp_ms: int | None = None
     """The original message timestamp."""
 
+    step: ClassVar[str] = "decode"
+    """The step that rejected it (the dead-letter header ``lookout.step``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringFailure:
+    """A valid record that the score step failed on: dead-lettered like a decode failure, kept apart by its type."""
+
+    raw: bytes
+    """The original bytes, unchanged."""
+    reason: str
+    """Why scoring failed, one line (``scoring failed: <exception type>: <message>``)."""
+    origin: Origin
+    """Where it was read from."""
+    key: bytes | None = None
+    """The original key, kept on the DLQ copy."""
+    timestamp_ms: int | None = None
+    """The original message timestamp."""
+    record_id: str = ""
+    """The decoded record's id."""
+
+    step: ClassVar[str] = "score"
+    """The step that rejected it (the dead-letter header ``lookout.step``)."""
+
+
+DeadLetter = DecodeFailure | ScoringFailure
+"""What the dead-letter sinks take: a message that could not be decoded or a record that could not be scored."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShedPlan:
+    """What to skip in one batch while shedding."""
+
+    keep: tuple[bool, ...]
+    """Per record (batch order): True when its expensive signals are computed."""
+    weight: float
+    """``1 / rate``: the ``shed_weight`` of kept records (skipped ones get 0)."""
+    detectors: frozenset[str]
+    """Detectors that score only the kept records."""
+    drift: bool
+    """Whether the drift step sees only the kept records."""
+
+    def weight_of(self, i: int) -> float:
+        """``shed_weight`` of record ``i``."""
+        return self.weight if self.keep[i] else 0.0
+
+    def kept(self) -> list[int]:
+        """Indices of the kept records."""
+        return [i for i, k in enumerate(self.keep) if k]
+
 
 @dataclass(frozen=True, slots=True)
 class ScoredSample:
@@ -129,3 +180,43 @@ class ScoredSample:
     judge_weight: float | None = None
     """Weight of the LLM judge's verdict (``agent/judge.py``): 1 judged because flagged, ``1/sample_rate`` judged as
     a sample, None not judged."""
+
+
+FeedbackKind = Literal["thumbs_up", "thumbs_down", "report", "rating"]
+"""What the user did: a thumb either way, a report (abuse, wrong answer...), or a 1-5 rating."""
+
+FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
+"""Every feedback kind."""
+
+RATING_MIN = 1.0
+RATING_MAX = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """A decoded, valid feedback-v1 event about one record (``record_id``) or one trace (``trace_id``)."""
+
+    id: str
+    """Identity for idempotent writes: the event's ``id`` or one derived from its topic/partition/offset."""
+    ts: datetime
+    """When the user gave the feedback (UTC)."""
+    kind: FeedbackKind
+    """``thumbs_up``, ``thumbs_down``, ``report`` or ``rating``."""
+    record_id: str = ""
+    """The record it is about (its ``id``); empty when ``trace_id`` is given instead."""
+    trace_id: str = ""
+    """The trace it is about (every record with that ``trace_id``); empty when ``record_id`` is given."""
+    value: float | None = None
+    """``+1`` for thumbs_up, ``-1`` for thumbs_down, 1-5 for rating, None for report."""
+    user_id: str = ""
+    """Who gave it."""
+    comment: str = ""
+    """Free text (PII-redacted before storage)."""
+    origin: Origin | None = None
+    """Where it was read from."""
+
+    def is_negative(self, rating_max: float) -> bool:
+        """thumbs_down, report, or a rating at or below ``rating_max``."""
+        if self.kind in ("thumbs_down", "report"):
+            return True
+        return self.kind == "rating" and self.value is not None and self.value <= rating_max

@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import logs
 from agent.errors import LookoutError
 
 if TYPE_CHECKING:
     from agent.config import Settings
-    from agent.export.select import ExportFilter
+    from agent.storage.records import ExportFilter
 
 Add = Callable[..., argparse.ArgumentParser]
 """``cli.build_parser``'s ``add(name, handler, config=True)``."""
@@ -24,15 +25,13 @@ CONFIG_HELP = "YAML settings file (env vars LOOKOUT_* override it)"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from agent.export.commands import _settings as load
-
-    return load(args)
+    return logs.configured(getattr(args, "config", None))
 
 
 def _filter(args: argparse.Namespace) -> ExportFilter:
-    from agent.export.commands import _filter as build
+    from agent.export.commands import export_filter
 
-    return build(args, "all")
+    return export_filter(args, "all")
 
 
 @contextmanager
@@ -60,14 +59,14 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
 
 
 def _encoder(settings: Settings) -> Any:
-    from agent.pipeline import build_encoder
+    from agent.score import build_encoder
 
     return build_encoder(settings.encoder.model_copy(update={"precision": "fp32"}))
 
 
 def cmd_evaluate_ragas(args: argparse.Namespace) -> int:
     """Run ragas metrics over stored records; store per-record values and the run in ClickHouse."""
-    from agent.app import open_storage
+    from agent.storage.database import open_storage
     from evaluators import ragas_eval
 
     settings = _settings(args)
@@ -102,7 +101,7 @@ def cmd_evaluate_ragas(args: argparse.Namespace) -> int:
 
 def _stream(args: argparse.Namespace) -> ExportFilter:
     """``--tenant/--model/--route``, or the positional ``TENANT/MODEL/ROUTE`` (``*`` or empty: any)."""
-    from agent.export.select import ExportFilter
+    from agent.storage.records import ExportFilter
 
     picked: dict[str, list[str]] = {n: list(getattr(args, n) or []) for n in ("tenant", "model", "route")}
     if args.stream:
@@ -117,7 +116,7 @@ def _stream(args: argparse.Namespace) -> ExportFilter:
 
 def cmd_report_drift(args: argparse.Namespace) -> int:
     """Write an evidently HTML drift report of a stream's reference vs current window, from stored data."""
-    from agent.app import open_storage
+    from agent.storage.database import open_storage
     from evaluators import drift_report
 
     settings = _settings(args)
@@ -145,8 +144,8 @@ def cmd_report_drift(args: argparse.Namespace) -> int:
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     """Re-run a detector over stored records; new scores go beside the old ones (resumable, idempotent)."""
-    from agent.app import open_storage
-    from agent.export.select import ExportFilter, parse_time
+    from agent.storage.database import open_storage
+    from agent.storage.records import ExportFilter, parse_time
     from detectors import registry
     from evaluators import rescore
 
@@ -212,7 +211,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 def register(sub: Any, add: Add) -> None:
     """Add ``evaluate``, ``report`` and ``rescore`` to the CLI."""
-    from agent.export.commands import _filters
+    from agent.export.commands import add_filter_options
     from detectors.registry import NAMES
     from evaluators.ragas_eval import METRICS
 
@@ -221,7 +220,7 @@ def register(sub: Any, add: Add) -> None:
     r = kinds.add_parser("ragas", help=(cmd_evaluate_ragas.__doc__ or "").strip().rstrip("."))
     r.add_argument("--config", type=Path, help=CONFIG_HELP)
     r.set_defaults(handler=cmd_evaluate_ragas)
-    _filters(r, "only records in this review queue (repeatable)")
+    add_filter_options(r, "only records in this review queue (repeatable)")
     r.add_argument(
         "--metrics",
         nargs="+",

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.errors import LookoutError
-from agent.export.select import ExportFilter, parse_time
 from agent.sinks.embeddings import dequantise
+from agent.storage.records import ExportFilter, parse_time
 from detectors.types import TextField
 from evaluators.stored import score_columns, utc, where
 
@@ -165,8 +165,8 @@ def build_report(
         [DataDriftPreset(columns=numeric)]
         + [EmbeddingsDrift(embeddings_name=f, drift_method=drift_methods[f]) for f in fields]
     )
-    # evidently's embedding widget runs a Barnes-Hut t-SNE; its OpenMP threads spin-wait, and on a busy host
-    # that costs 10x (measured: 22 s vs 1.8 s for 120 points on 2 loaded cores). One thread is faster here.
+    # evidently's embedding widget runs a Barnes-Hut t-SNE; its OpenMP threads spin-wait, which on a busy host
+    # costs far more than the work itself (docs/benchmarks.md). One thread is faster here.
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # ships no type information
 
     with threadpool_limits(limits=1, user_api="openmp"):

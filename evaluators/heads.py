@@ -34,7 +34,7 @@ def check_data_dir(data_dir: Path) -> None:
     if missing:
         raise FileNotFoundError(
             f"{data_dir} is not a datasets folder (missing {', '.join(missing)}/); "
-            "point --data at the shared datasets root (e.g. ../shared/datasets)"
+            "point --data at the datasets root (the folder holding toxicity/, hallucination/ and relevance/)"
         )
 
 
@@ -82,7 +82,7 @@ def evaluate_all(
 
 
 def markdown_table(rows: Sequence[EvalRow]) -> str:
-    """The README's quality table."""
+    """docs/evaluation.md's quality table."""
     lines = [
         "| detector | dev set | metric | lookout | plain baseline | published |",
         "|---|---|---|---|---|---|",

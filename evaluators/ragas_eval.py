@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.errors import ConfigError, LookoutError
-from agent.export.select import ExportFilter
+from agent.storage.records import ExportFilter
 from detectors.types import Encoder
 from evaluators.stored import StoredRecord, count_records, iter_pages
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import LookoutError
-from agent.export.select import ExportFilter
+from agent.storage.records import ExportFilter
 from detectors.types import Batch, Detector, Encoder, TextField, Vectors, is_flagged
 from evaluators.stored import Cursor, StoredRecord, count_records, iter_pages, load_embeddings, score_columns, utc
 from evaluators.stored import where as record_where

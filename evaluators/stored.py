@@ -1,6 +1,6 @@
 """Reading what the agent stored: records in ``(ts, id)`` pages, and their Int8 embeddings as unit vectors.
 
-Selection reuses ``lookout export``'s :class:`~agent.export.select.ExportFilter` (since, until, tenant, model,
+Selection reuses ``lookout export``'s :class:`~agent.storage.records.ExportFilter` (since, until, tenant, model,
 route; ``detectors`` means "flagged by", ``queues`` "in this review queue", ``feedback_kinds`` "with user
 feedback of this kind"), applied to ``v_records``.
 Pages are keyset-paginated on ``(ts, id)``, so a job can stop after any page and resume after its last row.
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from agent.errors import StorageError
-from agent.export.select import ExportFilter
 from agent.sinks.embeddings import dequantise
 from agent.storage import migrations
 from agent.storage.client import Client, history_turns, reason
+from agent.storage.records import ExportFilter
 from detectors.registry import NAMES
 from detectors.types import TextField, Vectors
 

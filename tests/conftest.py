@@ -193,6 +193,10 @@ def topic(broker: Broker) -> Topic:
     return Topic(broker, name, 3)
 
 
+CRASH_RUN = Path(__file__).resolve().parent / "crash_run.py"
+"""The test-only ``lookout run`` that kills itself between write and commit."""
+
+
 @dataclass
 class AgentEnv:
     """Everything needed to run ``lookout`` subprocesses against one topic and one chDB directory."""
@@ -239,8 +243,17 @@ class AgentEnv:
 
     def run(self, *args: str, timeout: float = 180, **extra_env: str) -> subprocess.CompletedProcess[str]:
         """Run ``lookout ARGS`` to completion."""
+        return self._run([sys.executable, "-m", "agent", *args], timeout, extra_env)
+
+    def run_crashing(
+        self, after_batches: int, timeout: float = 180, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``lookout run`` through the test-only entry point that SIGKILLs itself before its Nth commit."""
+        return self._run([sys.executable, str(CRASH_RUN), str(after_batches)], timeout, extra_env)
+
+    def _run(self, argv: list[str], timeout: float, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "agent", *args],
+            argv,
             env=self.env(**extra_env),
             cwd=self.data_dir.parent,
             capture_output=True,

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.config import Settings, load_settings
+from agent import logs
+from agent.config import Settings
 from agent.errors import LookoutError
 from agent.export.formats import NAMES
 
 if TYPE_CHECKING:
-    from agent.export.select import ExportFilter, LabelState
+    from agent.storage.records import ExportFilter, LabelState
 
 Add = Callable[..., argparse.ArgumentParser]
 """``cli.build_parser``'s ``add(name, handler, config=True)``."""
@@ -21,15 +22,12 @@ LINE_EVERY = 10_000
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from agent import logs
-
-    settings = load_settings(getattr(args, "config", None))
-    logs.configure(settings.log)
-    return settings
+    return logs.configured(getattr(args, "config", None))
 
 
-def _filter(args: argparse.Namespace, label_state: LabelState) -> ExportFilter:
-    from agent.export.select import ExportFilter, parse_time
+def export_filter(args: argparse.Namespace, label_state: LabelState) -> ExportFilter:
+    """The export filter the filter options (``add_filter_options``) describe."""
+    from agent.storage.records import ExportFilter, parse_time
 
     return ExportFilter(
         since=parse_time(args.since) if args.since else None,
@@ -46,12 +44,12 @@ def _filter(args: argparse.Namespace, label_state: LabelState) -> ExportFilter:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write reviewed records as training or labeling data, with a manifest."""
-    from agent.app import open_storage
     from agent.export.run import export
-    from agent.export.select import count_rows
+    from agent.storage.database import open_storage
+    from agent.storage.records import count_rows
 
     settings = _settings(args)
-    filt = _filter(args, "all" if args.include_unlabeled else "labeled")
+    filt = export_filter(args, "all" if args.include_unlabeled else "labeled")
     client = open_storage(settings)
     db = settings.clickhouse.database
     try:
@@ -88,11 +86,11 @@ def _labelstudio(args: argparse.Namespace, settings: Settings) -> Any:
 
 def cmd_push_labelstudio(args: argparse.Namespace) -> int:
     """Send queued records to a Label Studio project (created or updated; records already there are skipped)."""
-    from agent.app import open_storage
     from agent.review.labelstudio import push
+    from agent.storage.database import open_storage
 
     settings = _settings(args)
-    filt = _filter(args, "all" if args.include_labeled else "unlabeled")
+    filt = export_filter(args, "all" if args.include_labeled else "unlabeled")
     project = args.project or settings.labelstudio.project
     client = open_storage(settings)
     try:
@@ -112,8 +110,8 @@ def cmd_push_labelstudio(args: argparse.Namespace) -> int:
 
 def cmd_pull_labelstudio(args: argparse.Namespace) -> int:
     """Store a Label Studio project's annotations as review labels (source labelstudio; repeats add nothing)."""
-    from agent.app import open_storage
     from agent.review.labelstudio import pull
+    from agent.storage.database import open_storage
 
     settings = _settings(args)
     project = args.project or settings.labelstudio.project
@@ -132,7 +130,8 @@ def cmd_pull_labelstudio(args: argparse.Namespace) -> int:
     return 0
 
 
-def _filters(p: argparse.ArgumentParser, queue_help: str) -> None:
+def add_filter_options(p: argparse.ArgumentParser, queue_help: str) -> None:
+    """The record filter options of ``export`` and ``evaluate`` (``queue_help`` describes ``--queue``)."""
     p.add_argument("--since", metavar="TIME", help="records at or after: RFC 3339 or an age such as 7d, 12h")
     p.add_argument("--until", metavar="TIME", help="records before: RFC 3339 or an age")
     p.add_argument("--tenant", action="append", metavar="NAME", help="only this tenant (repeatable)")
@@ -164,7 +163,7 @@ def register(sub: Any, add: Add) -> None:
     p = add("export", cmd_export)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the files and manifest.json")
     p.add_argument("--format", required=True, choices=NAMES, help="what to write")
-    _filters(p, "only labels and items of this review queue (repeatable)")
+    add_filter_options(p, "only labels and items of this review queue (repeatable)")
     p.add_argument("--include-unlabeled", action="store_true", help="also flagged records still waiting for a label")
     from agent.review.commands import review_subcommands
 
@@ -175,5 +174,5 @@ def register(sub: Any, add: Add) -> None:
         p.set_defaults(handler=handler)
         _connection(p)
         if handler is cmd_push_labelstudio:
-            _filters(p, "only items of this review queue (repeatable)")
+            add_filter_options(p, "only items of this review queue (repeatable)")
             p.add_argument("--include-labeled", action="store_true", help="also records that already have a label")

@@ -7,65 +7,20 @@ record id is not in ``v_records``).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from agent.errors import LookoutError
-from agent.export.files import AtomicFile, FileEntry, JsonArrayFile, JsonLinesFile
+from agent.export.files import JsonArrayFile, JsonLinesFile
+from agent.export.writer import OneFileWriter, Skip, Writer
 
 if TYPE_CHECKING:
-    from agent.export.select import Row
+    from agent.storage.records import Row
 
 FormatName = Literal["sft", "dpo", "jsonl", "parquet", "labelstudio", "argilla"]
 """Every export format."""
 NAMES: tuple[str, ...] = get_args(FormatName)
-
-Skip = str | None
-"""``None`` when the row was written, else the reason it was skipped."""
-
-
-class Writer(ABC):
-    """Writes one format into a directory; files stay temporary until :meth:`commit`."""
-
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        self.directory = directory
-        self.scores = tuple(scores)
-
-    @property
-    @abstractmethod
-    def files(self) -> list[AtomicFile]:
-        """The files being written."""
-
-    @abstractmethod
-    def add(self, row: Row) -> Skip:
-        """Write a row, or say why this format cannot hold it."""
-
-    def commit(self) -> list[FileEntry]:
-        """Finish every file and move it into place."""
-        return [f.commit() for f in self.files]
-
-    def abort(self) -> None:
-        """Remove every temporary file."""
-        for f in self.files:
-            f.abort()
-
-
-class OneFileWriter(Writer):
-    """A format written to one file, ``out``: ``FILE`` is its class (JSON lines or a JSON array) and name."""
-
-    FILE: ClassVar[tuple[type[JsonLinesFile] | type[JsonArrayFile], str]]
-
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
-        kind, name = self.FILE
-        self.out: JsonLinesFile | JsonArrayFile = kind(directory, name)
-
-    @property
-    def files(self) -> list[AtomicFile]:
-        """The one file."""
-        return [self.out]
 
 
 def chat(record: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -177,7 +132,7 @@ class ArgillaWriter(OneFileWriter):
     Fields ``prompt``, ``response``, ``history``, ``context``; metadata (ids, dimensions, scores); the lookout
     label as *suggestions* (``agent`` = ``lookout:<annotator>``) because Argilla responses need an Argilla user
     id. Load with ``rg.Record.from_dict`` into a dataset whose settings have those fields and questions
-    ``verdict_<detector>``, ``severity``, ``note``, ``corrected_response``, ``preference`` (see the README).
+    ``verdict_<detector>``, ``severity``, ``note``, ``corrected_response``, ``preference`` (see docs/review.md).
     """
 
     FILE = (JsonArrayFile, "argilla_records.json")

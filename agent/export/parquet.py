@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agent.export.files import AtomicFile, FileEntry
-from agent.export.formats import Skip, Writer
-from agent.export.select import Row
+from agent.export.writer import Skip, Writer
+from agent.storage.records import Row
 
 ROW_GROUP = 10_000
 _TURN = pa.struct([("role", pa.string()), ("content", pa.string())])

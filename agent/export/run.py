@@ -17,8 +17,8 @@ from typing import Any
 from agent.errors import LookoutError
 from agent.export import formats
 from agent.export.files import FileEntry, TextFile
-from agent.export.select import ExportFilter, iso, iter_rows, score_columns
 from agent.storage.client import Client
+from agent.storage.records import ExportFilter, iso, iter_rows, score_columns
 
 Progress = Callable[[int], None]
 """Called with the number of rows handled so far."""

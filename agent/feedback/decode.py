@@ -12,12 +12,25 @@ import math
 from collections.abc import Mapping
 from typing import Any, cast
 
-from agent.decode import MAX_ID_CHARS, Invalid, decode_with, parse_object
-from agent.decode import _kind as kind_of  # the decoders share their JSON type names and string checks
-from agent.decode import _optional_str as optional_str
-from agent.decode import _timestamp as timestamp
-from agent.feedback.event import KINDS, RATING_MAX, RATING_MIN, FeedbackEvent, FeedbackKind
-from agent.types import DecodeFailure, Origin, RawMessage
+from agent.decode import (  # the decoders share JSON type names and string checks
+    MAX_ID_CHARS,
+    Invalid,
+    decode_with,
+    kind_of,
+    optional_str,
+    parse_object,
+    timestamp,
+)
+from agent.types import (
+    FEEDBACK_KINDS,
+    RATING_MAX,
+    RATING_MIN,
+    DecodeFailure,
+    FeedbackEvent,
+    FeedbackKind,
+    Origin,
+    RawMessage,
+)
 
 MAX_COMMENT_CHARS = 10_000
 _THUMBS = {"thumbs_up": 1.0, "thumbs_down": -1.0}
@@ -67,9 +80,9 @@ def _event(obj: Mapping[str, Any], origin: Origin) -> FeedbackEvent:
 def _kind(value: Any) -> FeedbackKind:
     if value is None:
         raise Invalid("missing required field 'kind'")
-    if value not in KINDS:
+    if value not in FEEDBACK_KINDS:
         shown = repr(value[:40]) if isinstance(value, str) else kind_of(value)
-        raise Invalid(f"field 'kind' must be one of {', '.join(KINDS)}, got {shown}")
+        raise Invalid(f"field 'kind' must be one of {', '.join(FEEDBACK_KINDS)}, got {shown}")
     return cast(FeedbackKind, value)
 
 

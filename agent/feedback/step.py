@@ -10,14 +10,14 @@ from typing import Any
 from agent import metrics
 from agent.config import Settings
 from agent.feedback.decode import decode_feedback
-from agent.feedback.event import FeedbackEvent
 from agent.feedback.sink import FeedbackItem, FeedbackSink
 from agent.redact import Redactor, redactor_from_settings
 from agent.sinks.base import BatchingSink
 from agent.sinks.clickhouse import DeadLetterTableSink
 from agent.sinks.kafka import DeadLetterTopicSink
+from agent.step import BatchState
 from agent.storage.client import Client
-from agent.types import DecodeFailure, RawMessage
+from agent.types import DeadLetter, DecodeFailure, FeedbackEvent, RawMessage
 
 
 @dataclass
@@ -27,17 +27,25 @@ class FeedbackStep:
     topic: str
     """The feedback topic (the agent's consumer subscribes to it next to the records topic)."""
     sink: BatchingSink[FeedbackItem]
-    """Stores events and routes missed records; the agent also hands it each batch's scored records."""
-    dead_letter_sinks: tuple[BatchingSink[DecodeFailure], ...]
+    """Stores events and routes missed records; wire it into the route step too, which hands it the scored
+    records."""
+    dead_letter_sinks: tuple[BatchingSink[DeadLetter], ...]
     """The feedback DLQ topic and the ``dead_letters`` table."""
     max_bytes: int = 1_048_576
     """Size limit of one event."""
     redactor: Redactor | None = None
     """Redacts PII in comments and in dead letters."""
 
-    def sinks(self) -> list[BatchingSink[object]]:
-        """Flush order: dead letters, then events (after the record sink, which the agent flushes first)."""
-        return [*self.dead_letter_sinks, self.sink]  # type: ignore[list-item]  # sinks are invariant in their item
+    name = "feedback"
+
+    def apply(self, batch: BatchState) -> None:
+        """Take this topic's messages out of ``batch.pending``; their failures are counted as dead-lettered."""
+        batch.pending, failures = self.take(batch.pending)
+        batch.dead_lettered.extend(failures)
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """The dead-letter sinks; ``sink`` is flushed by the route step, after the record sink it reads from."""
+        return self.dead_letter_sinks
 
     def take(self, messages: Sequence[RawMessage]) -> tuple[list[RawMessage], list[DecodeFailure]]:
         """Buffer this topic's events and failures; returns the other messages and the failures (for counting)."""

@@ -65,7 +65,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run the review UI in the foreground until interrupted (``lookout review serve``)."""
     import uvicorn
 
-    from agent.app import open_storage
+    from agent.storage.database import open_storage
 
     try:
         client = open_storage(settings)

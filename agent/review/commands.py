@@ -7,15 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.config import Settings, load_settings
+from agent import logs
+from agent.config import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from agent import logs
-
-    settings = load_settings(getattr(args, "config", None))
-    logs.configure(settings.log)
-    return settings
+    return logs.configured(getattr(args, "config", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -32,8 +29,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_add_annotator(args: argparse.Namespace) -> int:
     """Create an annotator (or issue a new token) and print the token once."""
-    from agent.app import open_storage
     from agent.review.app import open_store
+    from agent.storage.database import open_storage
 
     settings = _settings(args)
     client = open_storage(settings)

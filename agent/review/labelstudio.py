@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 
 from agent.errors import LookoutError
-from agent.export.select import ExportFilter, Label, Row, iter_rows
 from agent.review.rules import DETECTORS
 from agent.storage.client import Client
+from agent.storage.records import ExportFilter, Label, Row, iter_rows
 
 SOURCE = "labelstudio"
 """``review_labels.source`` of pulled labels."""

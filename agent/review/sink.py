@@ -21,14 +21,10 @@ from agent.config import Settings
 from agent.review.rules import Decision, RulesFile, load_rules, route
 from agent.sinks.base import BatchingSink, SinkError
 from agent.storage.client import Client
+from agent.storage.migrations import ITEM_COLUMNS
 from agent.types import ScoredSample
 
 log = structlog.get_logger(__name__)
-
-ITEM_COLUMNS = (
-    "queue", "record_id", "enqueued_at", "record_ts", "tenant", "model", "route", "priority", "reasons", "rule",
-    "control",
-)  # fmt: skip
 
 
 def review_message(decision: Decision) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from agent.errors import LookoutError
-from agent.feedback.store import StoredFeedback, feedback_for
 from agent.review.rules import DETECTORS, RulesFile
 from agent.storage import migrations
 from agent.storage.client import Client, history_turns
+from agent.storage.feedback import StoredFeedback, feedback_for
 
 Verdict = Literal["confirm", "reject"]
 Preference = Literal["none", "corrected", "original"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.sinks.base import BatchingSink, SinkError
 from agent.storage.client import Client
-from agent.types import DecodeFailure, ScoredSample
+from agent.types import DeadLetter, ScoredSample
 
 BASE_COLUMNS = (
     "id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "trace_id", "prompt", "response",
@@ -67,8 +67,8 @@ class RecordSink(BatchingSink[ScoredSample]):
             raise SinkError(f"insert into {self.database}.records failed: {exc}") from exc
 
 
-class DeadLetterTableSink(BatchingSink[DecodeFailure]):
-    """Counts decode failures in ``dead_letters`` (reason and coordinates; the bytes live in the DLQ topic)."""
+class DeadLetterTableSink(BatchingSink[DeadLetter]):
+    """Counts dead letters in ``dead_letters`` (reason and coordinates; the bytes live in the DLQ topic)."""
 
     metric_label = "clickhouse_dead_letters"
 
@@ -78,7 +78,7 @@ class DeadLetterTableSink(BatchingSink[DecodeFailure]):
         self.database = database
         self.dlq_topic = dlq_topic
 
-    def write(self, batch: Sequence[DecodeFailure]) -> None:
+    def write(self, batch: Sequence[DeadLetter]) -> None:
         """One INSERT for the whole batch."""
         now = _now()
         rows = [

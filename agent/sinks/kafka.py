@@ -6,25 +6,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.sinks.base import BatchingSink, SinkError
-from agent.types import DecodeFailure
+from agent.types import DeadLetter
 
 REASON_HEADER = "lookout.reason"
 TOPIC_HEADER = "lookout.source.topic"
 PARTITION_HEADER = "lookout.source.partition"
 OFFSET_HEADER = "lookout.source.offset"
+STEP_HEADER = "lookout.step"
 
 
-def dlq_headers(failure: DecodeFailure) -> list[tuple[str, bytes]]:
-    """Headers of a DLQ message: why, and where the original was."""
+def dlq_headers(failure: DeadLetter) -> list[tuple[str, bytes]]:
+    """Headers of a DLQ message: why, where the original was, and which step rejected it."""
     return [
         (REASON_HEADER, failure.reason.encode("utf-8")),
         (TOPIC_HEADER, failure.origin.topic.encode("utf-8")),
         (PARTITION_HEADER, str(failure.origin.partition).encode()),
         (OFFSET_HEADER, str(failure.origin.offset).encode()),
+        (STEP_HEADER, failure.step.encode("utf-8")),
     ]
 
 
-class DeadLetterTopicSink(BatchingSink[DecodeFailure]):
+class DeadLetterTopicSink(BatchingSink[DeadLetter]):
     """Produces each failure to the DLQ topic and waits for every acknowledgement.
 
     Args:
@@ -41,7 +43,7 @@ class DeadLetterTopicSink(BatchingSink[DecodeFailure]):
         self.topic = topic
         self.timeout_s = timeout_s
 
-    def write(self, batch: Sequence[DecodeFailure]) -> None:
+    def write(self, batch: Sequence[DeadLetter]) -> None:
         """Send all, then block until all are acknowledged."""
         try:
             futures = [self.producer.send(self.topic, value=f.raw, key=f.key, headers=dlq_headers(f)) for f in batch]

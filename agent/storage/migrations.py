@@ -25,6 +25,12 @@ from dataclasses import dataclass
 
 from agent.storage.client import Client
 
+ITEM_COLUMNS = (
+    "queue", "record_id", "enqueued_at", "record_ts", "tenant", "model", "route", "priority", "reasons", "rule",
+    "control",
+)  # fmt: skip
+"""The columns of ``review_items`` that the review and feedback sinks insert, in order."""
+
 TEXT_COLUMNS = ("prompt", "response", "history", "context")
 """Raw text columns that ``clickhouse.raw_text_ttl_days`` expires."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import MALFORMED, AgentEnv, record
 
-from agent.sinks.kafka import OFFSET_HEADER, PARTITION_HEADER, REASON_HEADER, TOPIC_HEADER
+from agent.sinks.kafka import OFFSET_HEADER, PARTITION_HEADER, REASON_HEADER, STEP_HEADER, TOPIC_HEADER
 
 IDLE = "4"
 
@@ -61,6 +61,7 @@ class TestAgentPipeline:
             assert int(headers[PARTITION_HEADER]) in range(agent_env.topic.partitions)
             assert int(headers[OFFSET_HEADER]) >= 0
             assert headers[REASON_HEADER]
+            assert headers[STEP_HEADER] == b"decode"
         all_reasons = " | ".join(m.headers[0][1].decode() for m in dlq)
         for expected in ("not JSON", "must be a JSON object", "missing required field 'response'", "invalid UTF-8"):
             assert expected in all_reasons
@@ -80,7 +81,7 @@ class TestCrashRecovery:
         """SIGKILL after the first write, before its commit; restart; every read path counts each record once."""
         n = 100
         agent_env.topic.produce_records([record(i) for i in range(n)])
-        crashed = agent_env.run("run", LOOKOUT_FAULT__CRASH_AFTER_WRITE_BATCHES="1")
+        crashed = agent_env.run_crashing(1)
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
         written_before_crash = _raw(agent_env)
         assert written_before_crash > 0

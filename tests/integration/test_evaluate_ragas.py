@@ -20,9 +20,9 @@ from conftest import StubOpenAI, open_chdb, seeded_data_dir
 
 from agent.config import ClickHouseSettings
 from agent.errors import ConfigError
-from agent.export.select import ExportFilter
 from agent.sinks.clickhouse import RecordSink
 from agent.storage.client import Client, connect
+from agent.storage.records import ExportFilter
 from agent.types import Sample, ScoredSample
 from evaluators import ragas_eval
 from evaluators.stored import iter_pages

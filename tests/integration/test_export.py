@@ -18,9 +18,9 @@ from conftest import open_chdb, seeded_data_dir
 from agent.errors import LookoutError
 from agent.export.formats import NAMES, JsonlWriter
 from agent.export.run import export
-from agent.export.select import ExportFilter, Row, iter_rows, parse_time
 from agent.sinks.clickhouse import RecordSink
 from agent.storage.client import Client
+from agent.storage.records import ExportFilter, Row, iter_rows, parse_time
 from agent.types import Message, Origin, Sample, ScoredSample
 
 DB = "lookout"

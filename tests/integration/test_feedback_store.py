@@ -14,15 +14,14 @@ import pytest
 
 from agent.errors import LookoutError
 from agent.export.run import export
-from agent.export.select import ExportFilter, iter_rows
-from agent.feedback.event import FeedbackEvent, FeedbackKind
 from agent.feedback.sink import FeedbackSink
-from agent.feedback.store import feedback_for
 from agent.review.rules import DETECTORS
 from agent.review.store import LabelInput, ReviewStore
 from agent.review.testing import FLAGGED_TO_ONE_QUEUE, ManualClock, scored_sample, seed
 from agent.sinks.clickhouse import RecordSink
-from agent.types import ScoredSample
+from agent.storage.feedback import feedback_for
+from agent.storage.records import ExportFilter, iter_rows
+from agent.types import FeedbackEvent, FeedbackKind, ScoredSample
 
 DB = "lookout"
 TS = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)

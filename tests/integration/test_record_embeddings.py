@@ -11,14 +11,16 @@ import pytest
 
 from agent.app import embedding_sink
 from agent.config import ClickHouseSettings, load_settings
-from agent.pipeline import Scorer
-from agent.runner import Agent
+from agent.decode import DecodeStep
+from agent.score import Scorer, ScoreStep
 from agent.sinks.clickhouse import RecordSink
 from agent.sinks.embeddings import EmbeddingSink
+from agent.step import Step
 from agent.storage import migrations
 from agent.storage.client import Client, connect
-from agent.testing import ListSink, ListSource, messages
-from agent.types import DecodeFailure
+from agent.store import StoreStep
+from agent.testing import ListSink, ListSource, loop, messages
+from agent.types import DeadLetter
 from detectors.relevance import EmbeddingRelevance
 from detectors.testing import HashingEncoder
 from evaluators.stored import load_embeddings
@@ -50,9 +52,9 @@ class TestRecordEmbeddings:
         scorer = Scorer([EmbeddingRelevance()], encoder)
         records = RecordSink(client, DB, ["relevance"])
         sink = EmbeddingSink(client, DB, encoder.name, ("prompt", "response"))
-        dead: ListSink[DecodeFailure] = ListSink("dlq")
-        agent = Agent(ListSource(messages([record(i) for i in range(7)])), scorer, records, [dead],
-                      embedding_sink=sink, max_records=3, max_wait_ms=10)  # fmt: skip
+        dead: ListSink[DeadLetter] = ListSink("dlq")
+        steps: list[Step] = [DecodeStep(), ScoreStep(scorer), StoreStep(records, [dead], embedding_sink=sink)]
+        agent = loop(ListSource(messages([record(i) for i in range(7)])), steps, max_records=3)
         agent.run(exit_when_idle=0.05)
         assert len(encoder.calls) == 3  # one call per batch: the scorer's own pass
         n = client.query("SELECT field, count() FROM lookout.v_record_embeddings GROUP BY field ORDER BY field")

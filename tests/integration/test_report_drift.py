@@ -14,10 +14,10 @@ import pytest
 from conftest import open_chdb, seeded_data_dir
 
 from agent.errors import LookoutError
-from agent.export.select import ExportFilter
 from agent.sinks.clickhouse import RecordSink
 from agent.sinks.embeddings import EmbeddingRow, EmbeddingSink
 from agent.storage.client import Client
+from agent.storage.records import ExportFilter
 from agent.types import Sample, ScoredSample
 from detectors.types import Vectors
 from evaluators import drift_report

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from conftest import open_chdb, seeded_data_dir
 
-from agent.export.select import ExportFilter
 from agent.sinks.clickhouse import RecordSink
 from agent.sinks.embeddings import EmbeddingSink, embedding_rows
 from agent.storage.client import Client
+from agent.storage.records import ExportFilter
 from agent.types import Message, Sample, ScoredSample
 from detectors.encoder import build_batch
 from detectors.relevance import EmbeddingRelevance

@@ -44,10 +44,7 @@ class TestAgentRouting:
         n = 60
         agent_env.topic.produce_records([record(i) for i in range(n)])
         rules, backend = rules_file(tmp_path), "lexical"
-        crashed = agent_env.run(
-            "run", LOOKOUT_FAULT__CRASH_AFTER_WRITE_BATCHES="1", LOOKOUT_REVIEW__RULES=rules,
-            LOOKOUT_DETECTORS__TOXICITY_BACKEND=backend,
-        )  # fmt: skip
+        crashed = agent_env.run_crashing(1, LOOKOUT_REVIEW__RULES=rules, LOOKOUT_DETECTORS__TOXICITY_BACKEND=backend)
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
         again = agent_env.run(
             "run", "--exit-when-idle", IDLE, LOOKOUT_REVIEW__RULES=rules, LOOKOUT_DETECTORS__TOXICITY_BACKEND=backend

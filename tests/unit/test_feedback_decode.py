@@ -11,8 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from agent.feedback.decode import decode_feedback
-from agent.feedback.event import FeedbackEvent
-from agent.types import DecodeFailure, Origin, RawMessage
+from agent.types import DecodeFailure, FeedbackEvent, Origin, RawMessage
 
 ORIGIN = Origin("logs.feedback", 2, 17)
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 
-from agent.feedback.event import FeedbackEvent
+from agent.decode import DecodeStep
 from agent.feedback.sink import FeedbackItem
 from agent.feedback.step import FeedbackStep
-from agent.pipeline import Scorer
 from agent.redact import Redactor
-from agent.runner import Agent
-from agent.testing import ListSink, ListSource, messages
-from agent.types import DecodeFailure, ScoredSample
+from agent.route import RouteStep
+from agent.score import Scorer, ScoreStep
+from agent.step import Step
+from agent.store import StoreStep
+from agent.testing import ListSink, ListSource, loop, messages
+from agent.types import DeadLetter, FeedbackEvent, ScoredSample
 from detectors.refusal import RefusalDetector
 
 
@@ -36,16 +38,23 @@ class TestFeedbackStep:
         ]
         source = ListSource(batch, log)
         records: ListSink[ScoredSample] = ListSink("records", log)
-        dead: ListSink[DecodeFailure] = ListSink("dlq", log)
-        fb_dead: ListSink[DecodeFailure] = ListSink("fb-dlq", log)
+        dead: ListSink[DeadLetter] = ListSink("dlq", log)
+        fb_dead: ListSink[DeadLetter] = ListSink("fb-dlq", log)
         fb_sink: ListSink[FeedbackItem] = ListSink("feedback", log)
         step = FeedbackStep("logs.fb", fb_sink, (fb_dead,), redactor=Redactor())
-        agent = Agent(source, Scorer([RefusalDetector()], None), records, [dead], feedback=step, max_records=10)
+        steps: list[Step] = [
+            step,
+            DecodeStep(),
+            ScoreStep(Scorer([RefusalDetector()], None)),
+            StoreStep(records, [dead]),
+            RouteStep([fb_sink]),
+        ]
+        agent = loop(source, steps, max_records=10)
         counters = agent.run(exit_when_idle=0.05)
         assert log == [
+            "fb-dlq wrote 1",
             "dlq wrote 1",
             "records wrote 2",
-            "fb-dlq wrote 1",
             "feedback wrote 3",
             "commit [(('logs', 0), 2), (('logs', 1), 1), (('logs.fb', 0), 2)]",
         ]

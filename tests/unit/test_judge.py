@@ -104,7 +104,7 @@ class TestApply:
         """Faithfulness 0.2 → hallucination_judge 0.8, flagged; 1.0 → 0.0, not flagged; others untouched."""
         batch = [item("f1", flagged=True, response="bad"), item("f2", flagged=True, response="good"), item("x")]
         judge = FakeJudge({"bad": 0.2, "good": 1.0})
-        out = JudgeStep(settings(sample_rate=0.0), judge, version="ragas-test").apply(batch)
+        out = JudgeStep(settings(sample_rate=0.0), judge, version="ragas-test").judged(batch)
         assert out[0].scores[JUDGE] == pytest.approx(0.8) and JUDGE in out[0].flags
         assert out[0].versions[JUDGE] == "ragas-test" and out[0].judge_weight == 1.0
         assert out[1].scores[JUDGE] == pytest.approx(0.0) and JUDGE not in out[1].flags
@@ -114,10 +114,10 @@ class TestApply:
     def test_failures_and_timeouts_are_null_not_errors(self) -> None:
         batch = [item("a", flagged=True, response="hang"), item("b", flagged=True, response="boom"),
                  item("c", flagged=True, response="ok")]  # fmt: skip
-        out = JudgeStep(settings(sample_rate=0.0, timeout_s=0.2), FakeJudge({"ok": 0.5})).apply(batch)
+        out = JudgeStep(settings(sample_rate=0.0, timeout_s=0.2), FakeJudge({"ok": 0.5})).judged(batch)
         assert [o.scores[JUDGE] for o in out] == [None, None, pytest.approx(0.5)]
         assert [o.judge_weight for o in out] == [None, None, 1.0]
 
     def test_nothing_selected_returns_the_batch(self) -> None:
         batch = [item("u1")]
-        assert JudgeStep(settings(sample_rate=0.0), FakeJudge()).apply(batch) is batch
+        assert JudgeStep(settings(sample_rate=0.0), FakeJudge()).judged(batch) is batch

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.export.select import Label, Queued, Row
 from agent.review.labelstudio import (
     LabelStudio,
     LabelStudioError,
@@ -21,6 +20,7 @@ from agent.review.labelstudio import (
     task,
 )
 from agent.review.rules import DETECTORS
+from agent.storage.records import Label, Queued, Row
 
 LABEL = Label(
     label_id="l1",

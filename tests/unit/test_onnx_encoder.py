@@ -11,7 +11,7 @@ import pytest
 from conftest import real_encoder
 
 from agent.config import EncoderSettings
-from agent.pipeline import build_encoder
+from agent.score import build_encoder
 from detectors.encoder import SentenceTransformerEncoder
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (make test installs it)")

@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from agent.config import RedactSettings
-from agent.redact import PII_TYPES, Redactor, iban_ok, luhn_ok, redact_sample, redactor_from_settings
-from agent.types import DecodeFailure, Message, Origin, Sample
+from agent.decode import DecodeStep
+from agent.redact import PII_TYPES, Redactor, RedactStep, iban_ok, luhn_ok, redact_sample, redactor_from_settings
+from agent.route import RouteStep
+from agent.score import ScoreStep
+from agent.step import Step
+from agent.store import StoreStep
+from agent.testing import loop
+from agent.types import DeadLetter, DecodeFailure, Message, Origin, Sample
 
 R = Redactor()
 ORIGIN = Origin("llm-logs", 0, 7)
@@ -282,8 +288,7 @@ class TestAgentRedactStep:
         from prometheus_client import REGISTRY
 
         from agent.metrics import PII_REDACTED
-        from agent.pipeline import Scorer
-        from agent.runner import Agent
+        from agent.score import Scorer
         from agent.testing import ListSink, ListSource, messages
         from agent.types import ScoredSample
         from detectors.toxicity import LexicalToxicity
@@ -295,15 +300,13 @@ class TestAgentRedactStep:
         bad = b'{"ts": "bob@x.io", "prompt": "p", "response": "r"}'
         records: ListSink[ScoredSample] = ListSink()
         routed: ListSink[ScoredSample] = ListSink()
-        dead: ListSink[DecodeFailure] = ListSink()
-        agent = Agent(
-            ListSource(messages([good, bad])),
-            Scorer([LexicalToxicity()], None),
-            records,
-            [dead],
-            route_sinks=[routed],
-            redactor=Redactor(),
-        )
+        dead: ListSink[DeadLetter] = ListSink()
+        redactor = Redactor()
+        steps: list[Step] = [
+            DecodeStep(), RedactStep(redactor), ScoreStep(Scorer([LexicalToxicity()], None)),
+            StoreStep(records, [dead], redactor), RouteStep([routed]),
+        ]  # fmt: skip
+        agent = loop(ListSource(messages([good, bad])), steps, max_wait_ms=1000)
         before = emails()
         agent.run(exit_when_idle=0.05)
         for sink in (records, routed):
@@ -320,7 +323,7 @@ class TestScoreFileRedacts:
 
     def test_output_and_dlq_redacted(self, tmp_path: Path) -> None:
         """Text fields of the output and the DLQ file's raw line carry placeholders; ids are kept."""
-        from agent.pipeline import Scorer
+        from agent.score import Scorer
         from agent.score_file import score_file
         from detectors.toxicity import LexicalToxicity
 

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from agent.decode import DecodeStep
 from agent.errors import StorageError
-from agent.pipeline import Scorer
 from agent.runner import Agent
+from agent.score import Scorer, ScoreStep
 from agent.source import CommitDeferred, CommitFailed
-from agent.testing import ListSink, ListSource, messages
-from agent.types import DecodeFailure, ScoredSample
+from agent.step import Step
+from agent.store import StoreStep
+from agent.testing import ListSink, ListSource, loop, messages
+from agent.types import DeadLetter, DecodeFailure, ScoredSample, ScoringFailure
 from detectors.toxicity import LexicalToxicity
 
 
@@ -33,21 +36,14 @@ def good(i: int, response: str = "fine") -> bytes:
 
 def make_agent(
     values: Sequence[bytes | None], fail_records: int = 0, retries: int = 3
-) -> tuple[Agent, ListSource, ListSink[ScoredSample], ListSink[DecodeFailure], list[str]]:
+) -> tuple[Agent, ListSource, ListSink[ScoredSample], ListSink[DeadLetter], list[str]]:
     events: list[str] = []
     source = ListSource(messages(values), events)
     records: ListSink[ScoredSample] = ListSink("records", events, fail_next=fail_records)
-    dead: ListSink[DecodeFailure] = ListSink("dlq", events)
-    agent = Agent(
-        source,
-        Scorer([LexicalToxicity(ExplodingClassifier())], None),
-        records,
-        [dead],
-        max_records=3,
-        max_wait_ms=10,
-        write_retries=retries,
-        sleep=lambda s: events.append(f"sleep {s}"),
-    )
+    dead: ListSink[DeadLetter] = ListSink("dlq", events)
+    scorer = Scorer([LexicalToxicity(ExplodingClassifier())], None)
+    steps: list[Step] = [DecodeStep(), ScoreStep(scorer), StoreStep(records, [dead])]
+    agent = loop(source, steps, max_records=3, write_retries=retries, sleep=lambda s: events.append(f"sleep {s}"))
     return agent, source, records, dead, events
 
 
@@ -66,6 +62,7 @@ class TestAgentLoop:
             "commit [(('t', 0), 4)]",
         ]
         assert [s.sample.id for s in records.written] == ["r0", "r2", "r3"]
+        assert isinstance(dead.written[0], DecodeFailure) and dead.written[0].step == "decode"
         assert dead.written[0].reason.startswith("not JSON")
         assert source.closed
 
@@ -98,6 +95,8 @@ class TestAgentLoop:
         agent.run(exit_when_idle=0.05)
         assert [s.sample.id for s in records.written] == ["r0", "r2"]
         assert len(dead.written) == 1
+        assert isinstance(dead.written[0], ScoringFailure)
+        assert (dead.written[0].step, dead.written[0].record_id) == ("score", "r1")
         assert dead.written[0].reason == "scoring failed: ValueError: kaboom"
         assert dead.written[0].raw == good(1, "boom")
         assert source.committed == {("t", 0): 3}
@@ -128,7 +127,11 @@ class TestCommitDuringBrokerOutage:
         msgs = [m for p in range(partitions) for m in messages(items, partition=p)]
         source = ListSource(msgs, events, commit_errors=errors)
         records: ListSink[ScoredSample] = ListSink("records", events)
-        agent = Agent(source, Scorer([], None), records, [ListSink("dlq", events)], max_records=3, max_wait_ms=10)
+        agent = loop(
+            source,
+            [DecodeStep(), ScoreStep(Scorer([], None)), StoreStep(records, [ListSink("dlq", events)])],
+            max_records=3,
+        )
         return agent, source, records, events
 
     def test_deferred_offsets_ride_along_with_the_next_commit(self) -> None:

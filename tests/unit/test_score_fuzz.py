@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 from test_decode_fuzz import INVALID_UTF8, JSON_ANY, JSON_ONLY_LITERALS, valid
 
 from agent.decode import decode
-from agent.pipeline import Scorer
 from agent.redact import Redactor
+from agent.score import Scorer
 from agent.score_file import score_file
 from agent.types import Origin, RawMessage, Sample
 from detectors.toxicity import LexicalToxicity

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from agent.config import SheddingSettings
-from agent.pipeline import Scorer
-from agent.shedding import ShedController, Shedder, ShedPlan, keeps
-from agent.types import Sample
+from agent.score import Scorer
+from agent.shedding import ShedController, Shedder, keeps
+from agent.types import Sample, ShedPlan
 from detectors.refusal import RefusalDetector
 from detectors.testing import HashingEncoder
 from detectors.toxicity import HeadToxicity

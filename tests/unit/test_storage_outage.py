@@ -7,12 +7,15 @@ import json
 import pytest
 
 from agent import metrics
+from agent.decode import DecodeStep
 from agent.errors import StorageError
 from agent.metrics import Health
-from agent.pipeline import Scorer
 from agent.runner import Agent
-from agent.testing import ListSink, ListSource, messages
-from agent.types import DecodeFailure, ScoredSample
+from agent.score import Scorer, ScoreStep
+from agent.step import Step
+from agent.store import StoreStep
+from agent.testing import ListSink, ListSource, loop, messages
+from agent.types import DeadLetter, ScoredSample
 
 
 def _record(i: int) -> bytes:
@@ -24,16 +27,9 @@ def _agent(fail: int, retries: int, backoff_max_s: float) -> tuple[Agent, ListSo
     records: ListSink[ScoredSample] = ListSink("records", fail_next=fail)
     waits: list[float] = []
     health = Health()
-    agent = Agent(
-        source,
-        Scorer([], None),
-        records,
-        [ListSink[DecodeFailure]("dlq")],
-        max_wait_ms=10,
-        write_retries=retries,
-        retry_backoff_max_s=backoff_max_s,
-        health=health,
-        sleep=waits.append,
+    steps: list[Step] = [DecodeStep(), ScoreStep(Scorer([], None)), StoreStep(records, [ListSink[DeadLetter]("dlq")])]
+    agent = loop(
+        source, steps, write_retries=retries, retry_backoff_max_s=backoff_max_s, health=health, sleep=waits.append
     )
     return agent, source, waits, health
 
@@ -59,7 +55,9 @@ class TestOutageBackoff:
         """During the waits /readyz has the reason and lookout_storage_up is 0; nothing is committed yet."""
         agent, source, _, health = _agent(fail=3, retries=10, backoff_max_s=1.0)
         seen: list[tuple[str | None, float | None, int]] = []
-        agent._sleep = lambda s: seen.append((health.storage_error, _gauge(metrics.STORAGE_UP), len(source.committed)))
+        agent.checkpoint._sleep = lambda s: seen.append(
+            (health.storage_error, _gauge(metrics.STORAGE_UP), len(source.committed))
+        )
         agent.run(exit_when_idle=0.05)
         assert seen == [("records: injected failure", 0.0, 0)] * 3
         assert source.committed == {("t", 0): 1}
@@ -73,7 +71,7 @@ class TestOutageBackoff:
             if len(waits) == 6:  # inside the 4 s wait of the fourth retry
                 agent.request_stop()
 
-        agent._sleep = wait
+        agent.checkpoint._sleep = wait
         with pytest.raises(StorageError, match="stopped without committing"):
             agent.run(exit_when_idle=0.05)
         assert len(waits) == 6 and max(waits) <= 1.0

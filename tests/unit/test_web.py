@@ -12,11 +12,13 @@ from fastapi import APIRouter
 from prometheus_client import REGISTRY
 
 from agent import metrics
+from agent.decode import DecodeStep
 from agent.errors import LookoutError
 from agent.metrics import Health
-from agent.pipeline import Scorer
-from agent.runner import Agent
-from agent.testing import ListSink, ListSource, messages
+from agent.score import Scorer, ScoreStep
+from agent.step import Step
+from agent.store import StoreStep
+from agent.testing import ListSink, ListSource, loop, messages
 from agent.web import WebServer, build_app
 from detectors.types import Batch, Score
 
@@ -117,13 +119,9 @@ class TestAgentMetrics:
         batches_before = _value(metrics.BATCH_DURATION + "_count", topic=topic)
         writes_before = _value(metrics.SINK_WRITE_DURATION + "_count", sink="ListSink")
         rows = [b'{"ts": 1, "prompt": "p", "response": "%s"}' % w for w in (b"good", b"bad", b"fine")] + [b"nope"]
-        agent = Agent(
-            ListSource(messages(rows, topic=topic)),
-            Scorer([_Flagger()], None),  # type: ignore[list-item]  # a structural stand-in for a Detector
-            ListSink(),
-            [ListSink()],
-            health=health,
-        )
+        scorer = Scorer([_Flagger()], None)  # type: ignore[list-item]  # a structural stand-in for a Detector
+        steps: list[Step] = [DecodeStep(), ScoreStep(scorer), StoreStep(ListSink(), [ListSink()])]
+        agent = loop(ListSource(messages(rows, topic=topic)), steps, max_wait_ms=1000, health=health)
         agent.run(exit_when_idle=0.05)
         assert _value(metrics.RECORDS_CONSUMED, topic=topic) - before[metrics.RECORDS_CONSUMED] == 4
         assert _value(metrics.RECORDS_SCORED, topic=topic) - before[metrics.RECORDS_SCORED] == 3
@@ -138,14 +136,10 @@ class TestAgentMetrics:
         """A failing sink write increments the failure counter and makes storage unready until a write succeeds."""
         failures_before = _value(metrics.SINK_WRITE_FAILURES, sink="ListSink")
         seen: list[str | None] = []
-        agent = Agent(
-            ListSource(messages([b'{"ts": 1, "prompt": "p", "response": "r"}'])),
-            Scorer([_Flagger()], None),  # type: ignore[list-item]  # a structural stand-in for a Detector
-            ListSink(fail_next=1),
-            [],
-            health=health,
-            sleep=lambda _: seen.append(health.storage_error),
-        )
+        scorer = Scorer([_Flagger()], None)  # type: ignore[list-item]  # a structural stand-in for a Detector
+        steps: list[Step] = [DecodeStep(), ScoreStep(scorer), StoreStep(ListSink(fail_next=1), [])]
+        source = ListSource(messages([b'{"ts": 1, "prompt": "p", "response": "r"}']))
+        agent = loop(source, steps, max_wait_ms=1000, health=health, sleep=lambda _: seen.append(health.storage_error))
         agent.run(exit_when_idle=0.05)
         assert _value(metrics.SINK_WRITE_FAILURES, sink="ListSink") - failures_before == 1
         assert seen and seen[0] is not None  # unready while retrying

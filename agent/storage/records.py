@@ -25,10 +25,10 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.errors import LookoutError, StorageError
-from agent.feedback import store as feedback_store
-from agent.feedback.event import KINDS as FEEDBACK_KINDS
+from agent.storage import feedback as feedback_store
 from agent.storage import migrations
 from agent.storage.client import Client, history_turns, reason
+from agent.types import FEEDBACK_KINDS
 from detectors.registry import NAMES
 
 LabelState = Literal["labeled", "unlabeled", "all"]

@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 
 from agent.cost import Price, PriceTable
-from agent.pipeline import Scorer
+from agent.score import Scorer
 from agent.types import Sample, Usage
 from detectors.relevance import EmbeddingRelevance
 from detectors.testing import HashingEncoder

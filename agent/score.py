@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any
+
+import structlog
 
 from agent import metrics
 from agent.config import EncoderSettings, Settings
 from agent.cost import PriceTable
-from agent.types import Sample, ScoredSample
+from agent.sinks.base import BatchingSink
+from agent.step import BatchState
+from agent.types import Origin, RawMessage, Sample, ScoredSample, ScoringFailure, ShedPlan
 from detectors import registry
 from detectors.encoder import CachingEncoder, SentenceTransformerEncoder, build_batch
 from detectors.types import Batch, Detector, Encoder, TextField, Vectors, is_flagged
 
-if TYPE_CHECKING:
-    from agent.shedding import ShedPlan
-
+log = structlog.get_logger(__name__)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 CPU_BATCH = 16
-"""Default texts per forward pass on CPU: attention memory grows with batch x length^2, and on 2 cores 16 ran
-1.5-1.9x faster than 64 (README "Throughput")."""
+"""Default texts per forward pass on CPU: attention memory grows with batch x length^2, so small batches run
+faster on CPU (docs/benchmarks.md)."""
 GPU_BATCH = 128
 """Default texts per forward pass on a GPU."""
 
@@ -162,3 +165,62 @@ class Scorer:
     def is_unpriced(self, sample: Sample) -> bool:
         """True when the sample reports usage but its model has no price (the unknown-model counter)."""
         return sample.usage is not None and self.prices.lookup(sample.model) is None
+
+
+class ScoreStep:
+    """The score step: the batch through the scorer, or record by record if that raises.
+
+    The records that still fail become :class:`ScoringFailure` dead letters: a detector bug never stops the loop.
+
+    Args:
+        scorer: Detectors, encoder and prices.
+        observe_inference: Told how long each batch took to score (the shedding step's signal).
+    """
+
+    name = "score"
+
+    def __init__(self, scorer: Scorer, observe_inference: Callable[[float], None] | None = None) -> None:
+        self.scorer = scorer
+        self.observe_inference = observe_inference
+
+    def __repr__(self) -> str:
+        return f"ScoreStep(detectors={[d.name for d in self.scorer.detectors]})"
+
+    def apply(self, batch: BatchState) -> None:
+        """Fill ``batch.scored`` and ``batch.vectors`` (none when scored one by one); count unpriced records."""
+        batch.scored, batch.vectors = self._score(batch)
+        batch.unpriced += sum(
+            1 for item in batch.scored if item.cost_usd is None and self.scorer.is_unpriced(item.sample)
+        )
+
+    def _score(self, batch: BatchState) -> tuple[list[ScoredSample], Mapping[TextField, Vectors]]:
+        try:
+            started = time.perf_counter()
+            scored, vectors = self.scorer.score_batch(batch.samples, batch.plan)
+            if self.observe_inference is not None:
+                self.observe_inference(time.perf_counter() - started)
+            return scored, vectors
+        except Exception:
+            log.exception("batch scoring failed; scoring records one by one")
+        raw: dict[Origin | None, RawMessage] = {m.origin: m for m in batch.messages}
+        scored = []
+        for sample in batch.samples:
+            try:
+                scored.extend(self.scorer.score([sample]))
+            except Exception as exc:
+                message = raw[sample.origin]
+                batch.dead_letters.append(
+                    ScoringFailure(
+                        raw=message.value or b"",
+                        reason=f"scoring failed: {type(exc).__name__}: {exc}"[:500],
+                        origin=message.origin,
+                        key=message.key,
+                        timestamp_ms=message.timestamp_ms,
+                        record_id=sample.id,
+                    )
+                )
+        return scored, {}
+
+    def sinks(self) -> Sequence[BatchingSink[Any]]:
+        """None: scored records are written by the store step."""
+        return ()
