@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,8 +44,17 @@ class AtomicFile:
     def __init__(self, directory: Path, name: str) -> None:
         self.name = name
         self.final = directory / name
-        self.tmp = directory / f".{name}.{os.getpid()}.tmp"
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)  # O_EXCL: never a planted link
+        self.tmp = Path(tmp)
         self.rows = 0
+        self._fd: int | None = fd
+
+    def take_fd(self) -> int:
+        """The temp file's descriptor, opened when the file was created (write through it, never by name)."""
+        if self._fd is None:
+            raise RuntimeError(f"{self.tmp} is already open")
+        fd, self._fd = self._fd, None
+        return fd
 
     def commit(self) -> FileEntry:
         """fsync, rename into place, and describe the result."""
@@ -55,6 +65,8 @@ class AtomicFile:
 
     def abort(self) -> None:
         """Remove the temp file (the previous ``final``, if any, is left untouched)."""
+        if self._fd is not None:
+            os.close(self.take_fd())
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
 
@@ -64,7 +76,7 @@ class TextFile(AtomicFile):
 
     def __init__(self, directory: Path, name: str) -> None:
         super().__init__(directory, name)
-        self._f: IO[str] = self.tmp.open("w", encoding="utf-8", newline="\n")
+        self._f: IO[str] = os.fdopen(self.take_fd(), "w", encoding="utf-8", newline="\n")
 
     def write(self, text: str) -> None:
         """Append text."""

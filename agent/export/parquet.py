@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -84,7 +85,8 @@ class ParquetWriter(Writer):
         super().__init__(directory, scores)
         self.out = AtomicFile(directory, "records.parquet")
         self.schema = schema(scores)
-        self._writer = pq.ParquetWriter(self.out.tmp, self.schema, compression="zstd")
+        self._file = os.fdopen(self.out.take_fd(), "wb")  # the exclusively created temp file, never reopened by name
+        self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
         self._buffer: list[dict[str, Any]] = []
 
     @property
@@ -111,9 +113,11 @@ class ParquetWriter(Writer):
         """Write the last row group and the footer, then move the file into place."""
         self._flush()
         self._writer.close()
+        self._file.close()
         return super().commit()
 
     def abort(self) -> None:
         """Close and remove the temp file."""
         self._writer.close()
+        self._file.close()
         super().abort()
