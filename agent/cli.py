@@ -166,6 +166,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from agent.storage.query import check_query
+
+    check_query(args.sql)
     settings = _settings(args)
     client = _client(settings)
     try:

@@ -154,8 +154,16 @@ READ_ONLY_REFUSED = (
     "TRUNCATE TABLE lookout.records",
     "CREATE TABLE lookout.pwn (a Int8) ENGINE = Memory",
     "SYSTEM DROP MARK CACHE",
-    "SELECT 1; DROP TABLE lookout.records",
     "SELECT count() FROM lookout.records SETTINGS readonly = 0",
+)
+
+REFUSED_BEFORE_RUNNING = (
+    "SELECT 1; DROP TABLE lookout.records",
+    "SELECT 0; INSERT INTO lookout.annotators (name, token_sha256, created_at, is_admin, disabled, updated_at) "
+    "VALUES ('x', 'abc', now64(3), 1, 0, now64(6)); SELECT 1",
+    "SELECT 0; CREATE TABLE lookout.pwn (a Int8) ENGINE = Memory; SELECT 1",
+    "SELECT 0; DROP TABLE lookout.records; SELECT 1",
+    "SELECT * FROM file('/etc/passwd', 'LineAsString'); SELECT 1",
     "SELECT * FROM file('/etc/passwd', 'LineAsString')",
     "INSERT INTO FUNCTION file('pwn.csv', 'CSV') SELECT 1",
 )
@@ -181,8 +189,14 @@ class TestQueryIsReadOnly:
             err = capsys.readouterr().err
             assert err.startswith("lookout: error: query failed:") and "readonly" in err.lower(), (sql, err)
             assert err.count("\n") == 1
+        for sql in REFUSED_BEFORE_RUNNING:  # several statements, or a table function reaching outside
+            assert main(["query", sql]) == 1, sql
+            err = capsys.readouterr().err
+            assert err.startswith("lookout: error: lookout query r") and err.count("\n") == 1, (sql, err)
         assert main(["query", tables, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["t"] == before
         assert not (tmp_path / "pwn.csv").exists()
+        assert main(["query", "SELECT count() AS n FROM lookout.annotators", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"n": 0}  # the probe's admin was never created
         assert main(["query", "SELECT count() AS n FROM lookout.v_records", "--json"]) == 0
         assert json.loads(capsys.readouterr().out) == {"n": 0}

@@ -1,0 +1,76 @@
+"""What ``lookout query`` accepts: exactly one statement, reading lookout's own tables only.
+
+ClickHouse's ``readonly=1`` is sent with the query, but through the embedded engine it covers the last of
+several ``;``-separated statements only, so the text is checked first: one statement (a trailing ``;`` is
+fine), and no table function that reaches files, URLs or other servers, wherever it appears. Quoted strings,
+quoted identifiers and comments are skipped; anything the scan is unsure of counts as code, so it refuses
+more, never less.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.errors import LookoutError
+
+EXTERNAL_TABLE_FUNCTIONS = frozenset(
+    {
+        "file", "filecluster", "url", "urlcluster", "remote", "remotesecure", "cluster", "clusterallreplicas",
+        "s3", "s3cluster", "gcs", "oss", "cosn", "azureblobstorage", "azureblobstoragecluster", "hdfs",
+        "hdfscluster", "hive", "iceberg", "icebergs3", "icebergazure", "iceberghdfs", "deltalake", "hudi",
+        "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "executable", "input",
+    }
+)  # fmt: skip
+"""Table functions that read (or write) outside lookout's database: refused by ``lookout query``."""
+
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def code_of(sql: str) -> str:
+    """``sql`` with quoted strings, quoted identifiers and ``--`` / ``/* */`` comments blanked out."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"`":
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:  # a doubled quote stays inside
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(" ")
+            i = j + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+            out.append(" ")
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(" ")
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def check_query(sql: str) -> None:
+    """Raise a one-line :class:`LookoutError` unless ``sql`` is one statement that calls no external table function."""
+    code = code_of(sql)
+    statements = [part for part in code.split(";") if part.strip()]
+    if len(statements) > 1:
+        raise LookoutError("lookout query runs exactly one statement; remove the ';' and what follows it")
+    if not statements:
+        raise LookoutError("lookout query needs a statement, e.g. SELECT count() FROM lookout.v_records")
+    for match in _CALL.finditer(code):
+        if match.group(1).lower() in EXTERNAL_TABLE_FUNCTIONS:
+            raise LookoutError(
+                f"lookout query refuses {match.group(1)}(): it reaches files, URLs or other servers; "
+                "query lookout's tables and views (lookout.v_*)"
+            )
