@@ -183,9 +183,13 @@ def cmd_query(args: argparse.Namespace) -> int:
         for row in result.result_rows:
             print(json.dumps(dict(zip(result.column_names, row, strict=True)), default=str, ensure_ascii=False))
         return 0
-    table = Table(*result.column_names)
+    from agent.display import shown
+
+    table = Table()
+    for name in result.column_names:
+        table.add_column(shown(name))
     for row in result.result_rows:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
+        table.add_row(*(shown(v, none="NULL") for v in row))
     Console().print(table)
     return 0
 

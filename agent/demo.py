@@ -13,6 +13,7 @@ from agent import stats
 from agent.app import build_agent
 from agent.broker import Broker
 from agent.config import Settings
+from agent.display import shown
 from agent.drift import SIGNAL_FLAGS
 from agent.errors import ConfigError
 from agent.replay import replay
@@ -100,7 +101,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     queues = summary.get("review_queues", {})
     if queues:
         line = ", ".join(f"{q} {v['items']} ({v['labeled']} labeled)" for q, v in queues.items())
-        console.print(f"review queues: {line}")
+        console.print(shown(f"review queues: {line}"))
     drift = summary.get("drift")
     if drift:
         console.print(
@@ -115,5 +116,5 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for r in summary["most_flagged"]:
         scores = {SIGNAL_FLAGS.get(k, k): v for k, v in r["scores"].items()}  # the novel flag's score is novelty
         flags = ", ".join(f"{f} {scores.get(f) or 0:.2f}" for f in r["flags"])
-        top.add_row(r["id"], flags, r["response"].replace("\n", " "))
+        top.add_row(shown(r["id"]), flags, shown(r["response"].replace("\n", " ")))
     console.print(top)

@@ -52,9 +52,11 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
     from rich.console import Console
     from rich.table import Table
 
+    from agent.display import shown
+
     table = Table(*header, title=title)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(shown(v) for v in row))
     Console(width=max(100, len(title))).print(table)
 
 
