@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import structlog
@@ -272,7 +272,7 @@ class DriftStep:
     """Per-stream drift detectors."""
     sink: DriftSink
     """Writes closed windows; flushed with the other sinks before the commit."""
-    name: str = "drift"
+    name: ClassVar[str] = "drift"
     """The step's name."""
 
     def apply(self, batch: BatchState) -> None:

@@ -11,7 +11,7 @@ from agent import metrics
 from agent.config import Settings
 from agent.feedback.decode import decode_feedback
 from agent.feedback.sink import FeedbackItem, FeedbackSink
-from agent.redact import Redactor, redactor_from_settings
+from agent.redact import Counts, Redactor, redacted, redactor_from_settings
 from agent.sinks.base import BatchingSink
 from agent.sinks.clickhouse import DeadLetterTableSink
 from agent.sinks.kafka import DeadLetterTopicSink
@@ -58,9 +58,12 @@ class FeedbackStep:
                 continue
             result = decode_feedback(message, self.max_bytes)
             if isinstance(result, FeedbackEvent):
-                events.append(self._redact_event(result))
+                events.append(result)
             else:
-                failures.append(self._redact_failure(result))
+                failures.append(result)
+        if self.redactor is not None:
+            events = redacted(events, self._redact_comment)
+            failures = redacted(failures, self.redactor.redact_failure)
         self.sink.extend(events)
         for sink in self.dead_letter_sinks:
             sink.extend(failures)
@@ -70,21 +73,11 @@ class FeedbackStep:
             metrics.feedback_events.labels(kind="invalid", outcome="dead_lettered").inc(len(failures))
         return rest, failures
 
-    def _redact_event(self, event: FeedbackEvent) -> FeedbackEvent:
+    def _redact_comment(self, event: FeedbackEvent) -> tuple[FeedbackEvent, Counts]:
         if self.redactor is None or not event.comment:
-            return event
+            return event, {}
         comment, counts = self.redactor.redact(event.comment)
-        for kind, n in counts.items():
-            metrics.pii_redacted.labels(type=kind).inc(n)
-        return dataclasses.replace(event, comment=comment)
-
-    def _redact_failure(self, failure: DecodeFailure) -> DecodeFailure:
-        if self.redactor is None:
-            return failure
-        redacted, counts = self.redactor.redact_failure(failure)
-        for kind, n in counts.items():
-            metrics.pii_redacted.labels(type=kind).inc(n)
-        return redacted
+        return dataclasses.replace(event, comment=comment), counts
 
 
 def feedback_step(settings: Settings, client: Client, producer: Any) -> FeedbackStep | None:
