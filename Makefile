@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, from the pinned CPU wheel, so nothing below pulls a CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,detoxify,eval,onnx]'
+	$(BIN)/python -m pip install -q -e '.[dev,detoxify,eval,onnx,ner]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

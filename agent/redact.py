@@ -1,199 +1,137 @@
-"""The redact step: PII and secrets in record text → typed placeholders, before anything is scored or stored.
+"""The redact step: PII and secrets in text → typed placeholders, identifiers hashed, before scoring and storage.
 
-Pure and regex based. Each detector finds candidate spans in the original text; checksums (Luhn for cards,
-mod-97 for IBANs, :mod:`ipaddress` for IPv6) and an entropy test weed out look-alikes; overlapping spans
-are resolved by priority (extra patterns, prefixed secrets, email, IBAN, card, IP, phone, high-entropy);
-allow-listed and UUID-shaped spans are kept. What it does not find: names, postal addresses, free-form
-identifiers (national ids, passport numbers) and phone numbers written as bare digit runs.
+Text: the detectors of :mod:`agent.redact_patterns` find candidate spans in the original text; overlapping spans
+are resolved by priority (extra patterns, then the built-ins in :func:`~agent.redact_patterns.builtin_detectors`
+order, then the optional NER finder); allow-listed and UUID-shaped spans are kept. Identifiers (``user_id``,
+``trace_id`` and the metadata values named in ``redact.identifier_metadata``) are kept, replaced by a stable
+keyed hash, or emptied (:class:`Identifiers`), in records, feedback events and dead letters alike, so joins
+between them still work.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
+import functools
+import hashlib
+import hmac
+import json
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from agent import metrics
+from agent.redact_patterns import (
+    NER_TYPES,
+    PII_TYPES,
+    UUID,
+    Detector,
+    NerFinder,
+    PresidioNer,
+    builtin_detectors,
+    shannon_entropy,
+)
 from agent.sinks.base import BatchingSink
 from agent.step import BatchState
-from agent.types import DecodeFailure, Message, Sample, ScoringFailure
+from agent.types import DecodeFailure, FeedbackEvent, Message, Sample, ScoringFailure
 
 if TYPE_CHECKING:
     from agent.config import RedactSettings
 
-PiiType = Literal["email", "phone", "card", "iban", "ip", "secret"]
-"""The built-in kinds of PII; each is replaced by its placeholder, e.g. ``[EMAIL]``."""
+PLACEHOLDERS: Mapping[str, str] = {t: f"[{t.upper()}]" for t in (*PII_TYPES, *NER_TYPES)}
 
-PII_TYPES: tuple[PiiType, ...] = ("email", "phone", "card", "iban", "ip", "secret")
-
-PLACEHOLDERS: Mapping[str, str] = {t: f"[{t.upper()}]" for t in PII_TYPES}
+IdentifierMode = Literal["keep", "hash", "drop"]
+"""``keep`` identifiers as they are, ``hash`` them (``h:`` + 16 hex digits), or ``drop`` them (empty string)."""
 
 Counts = dict[str, int]
 """PII type (or extra pattern name) → number of spans replaced."""
 _T = TypeVar("_T")
 _Failure = TypeVar("_Failure", bound=DecodeFailure | ScoringFailure)
-
-_TOKEN_CLASS = "A-Za-z0-9+/=_-"  # noqa: S105 - a regex character class, not a password
-_SECRET_PREFIXES = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:"
-    r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}+"  # OpenAI / Anthropic
-    r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}+"  # Stripe
-    r"|gh[pousr]_[A-Za-z0-9]{30,}+"  # GitHub tokens
-    r"|github_pat_[A-Za-z0-9_]{22,}+"  # GitHub fine-grained tokens
-    r"|xox[baprs]-[A-Za-z0-9-]{10,}+"  # Slack
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"  # AWS access key ids
-    r"|AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"  # Google API keys
-    r"|eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+"  # JWT
-    r")"
-)
-_BEARER = re.compile(r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s++([A-Za-z0-9._~+/=-]{16,}+)")
-_HIGH_ENTROPY = re.compile(rf"(?<![{_TOKEN_CLASS}])[{_TOKEN_CLASS}]{{32,}}+")
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
-    r"(?![A-Za-z0-9-])"
-)
-_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
-_CARD = re.compile(r"\d(?<![\w-]\d)(?<!\d[ -]\d)(?:[ -]?\d){12,18}(?![\w-])(?![ -]\d)")
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)(?![\w])")
-_IPV6 = re.compile(
-    r"(?<![\w:.])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}"
-    r"(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?![\w:.])"
-)
-_PHONE = re.compile(
-    r"(?<![\w+])(?<!\d[ .-])(?:"
-    r"\+\d{1,3}+(?:[ .-]?(?:\(\d{1,4}+\)|\d{1,4}+)){2,6}"  # international: +CC then groups
-    r"|(?:\(\d{2,4}\) ?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"  # national with separators: (415) 555-2671
-    r")(?![\w])(?![ .-]?\d)"
-)
-_UUID = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
-# Cheap pre-tests: most text has none of these, and then the full pattern is not run.
-_SECRET_HINTS = (
-    "sk-",
-    "_live_",
-    "_test_",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "xox",
-    "AKIA",
-    "ASIA",
-    "AIza",
-    "eyJ",
-)
-_CARD_HINT = re.compile(r"\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d")
-_IBAN_HINT = re.compile(r"[A-Z]{2}\d\d")
-_IPV4_HINT = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
-_PHONE_HINT = re.compile(r"\d{3}[ .-]\d{3}")
+_HASHED = re.compile(r"h:[0-9a-f]{16}")
 
 
-def _has_digit(text: str) -> bool:
-    return any(d in text for d in "0123456789")
+class Identifiers:
+    """What becomes of identifiers: kept, replaced by a stable hash, or emptied.
 
+    A hash is ``h:`` and the first 16 hex digits of HMAC-SHA256(key, value), or of SHA-256(value) without a key.
+    The same value always gives the same hash, so grouping by user and joining feedback to records by
+    ``trace_id`` keep working; a value that already is such a hash is kept (a replayed dead letter is not
+    hashed twice).
 
-def _has_secret_hint(text: str) -> bool:
-    return any(hint in text for hint in _SECRET_HINTS)
+    Args:
+        mode: ``keep``, ``hash`` or ``drop``.
+        key: HMAC key. Without one anybody can hash a guessed value (an e-mail address) and compare.
+        metadata_keys: Metadata keys whose (string) values are identifiers too.
+    """
 
+    def __init__(
+        self, mode: IdentifierMode = "hash", key: str | None = None, metadata_keys: Iterable[str] = ()
+    ) -> None:
+        self.mode: IdentifierMode = mode
+        self.metadata_keys = tuple(metadata_keys)
+        self._key = key.encode("utf-8") if key else None
+        names = "|".join(re.escape(k) for k in ("user_id", "trace_id", *self.metadata_keys))
+        self._json_field = re.compile(rf'"(?:{names})"\s*:\s*"((?:[^"\\\r\n]|\\.)*)"')
 
-def _has_bearer(text: str) -> bool:
-    return "earer" in text or "EARER" in text
+    def __repr__(self) -> str:
+        key = "'***'" if self._key else "None"
+        return f"Identifiers(mode={self.mode!r}, key={key}, metadata_keys={self.metadata_keys!r})"
 
+    def apply(self, value: str) -> str:
+        """``value`` kept, hashed or dropped; an empty value stays empty."""
+        if self.mode == "keep" or not value:
+            return value
+        if self.mode == "drop":
+            return ""
+        if _HASHED.fullmatch(value):
+            return value
+        data = value.encode("utf-8", errors="surrogateescape")
+        digest = hmac.new(self._key, data, hashlib.sha256) if self._key else hashlib.sha256(data)
+        return "h:" + digest.hexdigest()[:16]
 
-def _has_long_token(text: str) -> bool:
-    return any(len(word) >= 32 for word in text.split())
+    def owns(self, metadata_key: str) -> bool:
+        """True when the value under ``metadata_key`` is replaced as an identifier (and so not redacted as text)."""
+        return self.mode != "keep" and metadata_key in self.metadata_keys
 
+    def sample(self, sample: Sample) -> Sample:
+        """``sample`` with ``user_id``, ``trace_id`` and the named metadata values replaced (itself if unchanged)."""
+        if self.mode == "keep":
+            return sample
+        named = {k: self.apply(v) for k, v in sample.metadata.items() if self.owns(k) and isinstance(v, str)}
+        named = {k: v for k, v in named.items() if v != sample.metadata[k]}
+        user_id, trace_id = self.apply(sample.user_id), self.apply(sample.trace_id)
+        if not named and (user_id, trace_id) == (sample.user_id, sample.trace_id):
+            return sample
+        return replace(sample, user_id=user_id, trace_id=trace_id, metadata={**sample.metadata, **named})
 
-def _has_phone_hint(text: str) -> bool:
-    return _has_digit(text) and ("+" in text or _PHONE_HINT.search(text) is not None)
+    def event(self, event: FeedbackEvent) -> FeedbackEvent:
+        """``event`` with ``user_id`` and ``trace_id`` replaced the same way as a record's (itself if unchanged)."""
+        user_id, trace_id = self.apply(event.user_id), self.apply(event.trace_id)
+        if user_id == event.user_id and trace_id == event.trace_id:
+            return event
+        return replace(event, user_id=user_id, trace_id=trace_id)
 
+    def json_text(self, text: str) -> str:
+        """``text`` (a record's JSON, maybe malformed) with the string values of identifier fields replaced."""
+        if self.mode == "keep" or '"' not in text:
+            return text
 
-def _has_card_hint(text: str) -> bool:
-    return _has_digit(text) and _CARD_HINT.search(text) is not None
+        def one(m: re.Match[str]) -> str:
+            try:
+                value = json.loads(f'"{m.group(1)}"')
+            except ValueError:
+                value = m.group(1)
+            start, end = m.span(1)
+            new = json.dumps(self.apply(value), ensure_ascii=False)[1:-1]
+            return m.group()[: start - m.start()] + new + m.group()[end - m.start() :]
 
-
-def _has_iban_hint(text: str) -> bool:
-    return _has_digit(text) and _IBAN_HINT.search(text) is not None
-
-
-def _has_ipv4_hint(text: str) -> bool:
-    return "." in text and _has_digit(text) and _IPV4_HINT.search(text) is not None
-
-
-def luhn_ok(digits: str) -> bool:
-    """True when ``digits`` (only digits) pass the Luhn checksum."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def iban_ok(text: str) -> bool:
-    """True when ``text`` (spaces allowed) is 15 to 34 characters and passes the ISO 13616 mod-97 check."""
-    compact = text.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
-
-
-def shannon_entropy(text: str) -> float:
-    """Bits per character of ``text``'s character distribution."""
-    n = len(text)
-    return -sum(c / n * math.log2(c / n) for c in Counter(text).values()) if n else 0.0
-
-
-def _card(match: re.Match[str]) -> bool:
-    digits = re.sub(r"[ -]", "", match.group())
-    return 13 <= len(digits) <= 19 and luhn_ok(digits)
-
-
-def _iban(match: re.Match[str]) -> bool:
-    return iban_ok(match.group())
-
-
-def _ipv6(match: re.Match[str]) -> bool:
-    try:
-        ipaddress.IPv6Address(match.group())
-    except ValueError:
-        return False
-    return True
-
-
-def _phone(match: re.Match[str]) -> bool:
-    digits = sum(ch.isdigit() for ch in match.group())
-    return 8 <= digits <= 15 if match.group().startswith("+") else 9 <= digits <= 12
-
-
-def _bearer(match: re.Match[str]) -> bool:
-    token = match.group(1)
-    return not token.isalpha() or not token.islower()
-
-
-@dataclass(frozen=True, slots=True)
-class _Detector:
-    kind: str
-    pattern: re.Pattern[str]
-    check: Callable[[re.Match[str]], bool] | None = None
-    group: int = 0
-    needs: Callable[[str], object] | None = None
-    """A cheap pre-test on the whole text; the pattern is not run when it is falsy."""
+        return self._json_field.sub(one, text)
 
 
 class Redactor:
-    """Replaces PII and secrets in text with typed placeholders.
+    """Replaces PII and secrets in text with typed placeholders, and identifiers as :class:`Identifiers` says.
 
     Args:
-        types: Built-in types to detect (see :data:`PII_TYPES`).
+        types: Built-in types to detect (see :data:`~agent.redact_patterns.PII_TYPES`).
         extra_patterns: Name → regex of more things to replace; a match becomes ``[NAME]`` (upper-cased)
             and is counted under ``name``. Tried before the built-ins.
         allow: Regexes whose matches are kept: a span is kept when an allow regex matches all of it, or
@@ -201,6 +139,8 @@ class Redactor:
         entropy_threshold: Bits per character above which a token of 32+ ``[A-Za-z0-9+/=_-]`` characters
             that mixes letters and digits is a secret (hex-only tokens such as hashes are kept; one with a
             ``/`` must also mix upper and lower case, so paths and URLs are kept).
+        identifiers: What becomes of ``user_id``, ``trace_id`` and named metadata values (default: hashed).
+        ner: Finds names and street addresses after every pattern (``[NAME]``, ``[ADDRESS]``); None: not run.
     """
 
     def __init__(
@@ -209,6 +149,9 @@ class Redactor:
         extra_patterns: Mapping[str, str] | None = None,
         allow: Iterable[str] = (),
         entropy_threshold: float = 4.0,
+        *,
+        identifiers: Identifiers | None = None,
+        ner: NerFinder | None = None,
     ) -> None:
         self.types = tuple(types)
         unknown = sorted(set(self.types) - set(PII_TYPES))
@@ -217,29 +160,18 @@ class Redactor:
         self.extra_patterns = dict(extra_patterns or {})
         self.allow = tuple(allow)
         self.entropy_threshold = entropy_threshold
+        self.identifiers = identifiers if identifiers is not None else Identifiers()
+        self.ner = ner
         self._allow = [re.compile(p) for p in self.allow]
         self._placeholders = {**PLACEHOLDERS, **{n: f"[{n.upper()}]" for n in self.extra_patterns}}
-        self._detectors = [_Detector(n, re.compile(p)) for n, p in self.extra_patterns.items()]
-        self._detectors += [d for d in self._builtin() if d.kind in self.types]
+        self._detectors = [Detector(n, re.compile(p)) for n, p in self.extra_patterns.items()]
+        self._detectors += [d for d in builtin_detectors(self._high_entropy) if d.kind in self.types]
 
     def __repr__(self) -> str:
         return (
             f"Redactor(types={self.types!r}, extra_patterns={self.extra_patterns!r}, allow={self.allow!r}, "
-            f"entropy_threshold={self.entropy_threshold!r})"
+            f"entropy_threshold={self.entropy_threshold!r}, identifiers={self.identifiers!r}, ner={self.ner!r})"
         )
-
-    def _builtin(self) -> list[_Detector]:
-        return [
-            _Detector("secret", _SECRET_PREFIXES, needs=_has_secret_hint),
-            _Detector("secret", _BEARER, _bearer, group=1, needs=_has_bearer),
-            _Detector("email", _EMAIL, needs=lambda t: "@" in t),
-            _Detector("iban", _IBAN, _iban, needs=_has_iban_hint),
-            _Detector("card", _CARD, _card, needs=_has_card_hint),
-            _Detector("ip", _IPV6, _ipv6, needs=lambda t: "::" in t or t.count(":") >= 7),
-            _Detector("ip", _IPV4, needs=_has_ipv4_hint),
-            _Detector("phone", _PHONE, _phone, needs=_has_phone_hint),
-            _Detector("secret", _HIGH_ENTROPY, self._high_entropy, needs=_has_long_token),
-        ]
 
     def _high_entropy(self, match: re.Match[str]) -> bool:
         token = match.group()
@@ -256,21 +188,17 @@ class Redactor:
         """``text`` with every detected span replaced by its placeholder, and the count per type."""
         if not text:
             return text, {}
+        found = [(start, end, det.kind) for det in self._detectors for start, end in det.spans(text)]
+        if self.ner is not None:
+            found += self.ner.find(text)
         spans: list[tuple[int, int, str]] = []
-        for det in self._detectors:
-            if det.needs is not None and not det.needs(text):
-                continue
-            for m in det.pattern.finditer(text):
-                start, end = m.span(det.group)
-                if start == end or (det.check is not None and not det.check(m)):
-                    continue
-                if not any(s < end and start < e for s, e, _ in spans):
-                    spans.append((start, end, det.kind))
+        for start, end, kind in found:  # in priority order: the first of overlapping spans wins
+            if not any(s < end and start < e for s, e, _ in spans):
+                spans.append((start, end, kind))
         if not spans:
             return text, {}
         kept = self._kept(text)
-        spans = [s for s in spans if not self._is_kept(text, s[0], s[1], kept)]
-        spans.sort()
+        spans = sorted(s for s in spans if not self._is_kept(text, s[0], s[1], kept))
         out: list[str] = []
         counts: Counts = {}
         pos = 0
@@ -282,7 +210,7 @@ class Redactor:
         return "".join(out), counts
 
     def _kept(self, text: str) -> list[tuple[int, int]]:
-        kept = [m.span() for m in _UUID.finditer(text)] if "-" in text else []
+        kept = [m.span() for m in UUID.finditer(text)] if "-" in text else []
         for pattern in self._allow:
             kept += [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
         return kept
@@ -293,9 +221,10 @@ class Redactor:
         return any(p.fullmatch(text, start, end) for p in self._allow)
 
     def redact_sample(self, sample: Sample) -> tuple[Sample, Counts]:
-        """The sample with its prompt, response, history, context and string metadata redacted.
+        """The sample with its text redacted and its identifiers replaced; the counts are of text spans.
 
-        Identifiers (``id``, ``tenant``, ``user_id``, ``route``, ``trace_id``, ``model``) are kept as they are.
+        Text: prompt, response, history, context and string metadata values (other than identifier ones).
+        ``id``, ``tenant``, ``route`` and ``model`` are kept as they are.
         """
         total: Counts = {}
 
@@ -305,26 +234,33 @@ class Redactor:
                 total[kind] = total.get(kind, 0) + n
             return out
 
+        owns = self.identifiers.owns
         redacted = replace(
             sample,
             prompt=red(sample.prompt),
             response=red(sample.response),
             history=tuple(Message(m.role, red(m.content)) for m in sample.history),
             context=tuple(red(c) for c in sample.context),
-            metadata={k: red(v) if isinstance(v, str) else v for k, v in sample.metadata.items()},
+            metadata={k: red(v) if isinstance(v, str) and not owns(k) else v for k, v in sample.metadata.items()},
         )
-        return (redacted, total) if total else (sample, total)
+        return self.identifiers.sample(redacted if total else sample), total
+
+    def redact_event(self, event: FeedbackEvent) -> tuple[FeedbackEvent, Counts]:
+        """A feedback event with its comment redacted and ``user_id``/``trace_id`` replaced like a record's."""
+        comment, counts = self.redact(event.comment)
+        return self.identifiers.event(replace(event, comment=comment) if counts else event), counts
 
     def redact_failure(self, failure: _Failure) -> tuple[_Failure, Counts]:
         """The failure with its reason and original bytes redacted.
 
-        The bytes are read as UTF-8 with invalid bytes escaped (``surrogateescape``), redacted, and written
-        back the same way: valid text is redacted and invalid bytes come back unchanged.
+        The bytes are read as UTF-8 with invalid bytes escaped (``surrogateescape``), their identifier fields
+        replaced, redacted, and written back the same way: valid text is redacted and invalid bytes come back
+        unchanged.
         """
         text = failure.raw.decode("utf-8", errors="surrogateescape")
-        raw_text, counts = self.redact(text)
+        raw_text, counts = self.redact(self.identifiers.json_text(text))
         reason, reason_counts = self.redact(failure.reason)
-        if not counts and not reason_counts:
+        if raw_text == text and not reason_counts:
             return failure, {}
         for kind, n in reason_counts.items():
             counts[kind] = counts.get(kind, 0) + n
@@ -367,14 +303,30 @@ def redacted(items: Iterable[_T], redact: Callable[[_T], tuple[_T, Counts]]) -> 
 
 
 def redactor_from_settings(settings: RedactSettings) -> Redactor | None:
-    """The redactor the ``redact`` settings ask for; None when redaction is disabled."""
+    """The redactor the ``redact`` settings ask for; None when redaction is disabled.
+
+    Raises:
+        ConfigError: ``redact.ner`` is on and presidio-analyzer or the spaCy model is not installed.
+    """
     if not settings.enabled:
         return None
-    return Redactor(settings.types, settings.extra_patterns, settings.allow, settings.entropy_threshold)
+    key = settings.identifier_key.get_secret_value() if settings.identifier_key is not None else None
+    identifiers = Identifiers(settings.identifiers, key, settings.identifier_metadata)
+    ner = _ner(settings.ner_model) if settings.ner else None
+    return Redactor(
+        settings.types, settings.extra_patterns, settings.allow, settings.entropy_threshold,
+        identifiers=identifiers, ner=ner,
+    )  # fmt: skip
+
+
+@functools.cache
+def _ner(model: str) -> PresidioNer:
+    """One finder per model per process (the record path and the feedback step share it)."""
+    return PresidioNer(model)
 
 
 def redact_sample(sample: Sample, redactor: Redactor | None = None) -> tuple[Sample, Counts]:
-    """Redact ``sample`` with ``redactor`` (default: every built-in type, no extras)."""
+    """Redact ``sample`` with ``redactor`` (default: every built-in type, no extras, identifiers hashed)."""
     return (redactor or _default()).redact_sample(sample)
 
 

@@ -18,7 +18,8 @@ from agent.types import DecodeFailure, Origin, RawMessage, Sample
 
 CHUNK = 256
 TEXT_FIELDS = ("prompt", "response", "messages", "context", "metadata")
-"""Top-level fields whose strings are redacted in the output (identifiers such as ``id`` are kept)."""
+"""Top-level fields whose strings are redacted in the output (``user_id`` and ``trace_id`` follow
+``redact.identifiers``; ``id`` is kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +62,20 @@ def _redact_json(value: Any, redactor: Redactor) -> Any:
 
 def _output_line(
     message: RawMessage,
-    record_id: str,
+    sample: Sample,
     scores: dict[str, float | None],
     flags: tuple[str, ...],
     redactor: Redactor | None,
 ) -> str:
     obj = json.loads(message.value or b"")
     if obj.get("id") is None:  # the id lookout derived (FILE/0/LINE), as `lookout run` would store it
-        obj["id"] = record_id
+        obj["id"] = sample.id
     if redactor is not None:
         obj.update({k: _redact_json(obj[k], redactor) for k in TEXT_FIELDS if k in obj})
+        # identifiers as the redactor replaced them on the (redacted) sample
+        obj.update({k: getattr(sample, k) for k in ("user_id", "trace_id") if isinstance(obj.get(k), str)})
+        if isinstance(obj.get("metadata"), dict):
+            obj["metadata"].update({k: v for k, v in sample.metadata.items() if redactor.identifiers.owns(k)})
     obj["scores"] = scores
     obj["flags"] = list(flags)
     line = json.dumps(obj, ensure_ascii=False)
@@ -129,7 +134,7 @@ def _score_chunk(
         good = [(m, redactor.redact_sample(d)[0]) for m, d in good]
     results = scorer.score([d for _, d in good])
     for (message, sample), result in zip(good, results, strict=True):
-        sink.write(_output_line(message, sample.id, dict(result.scores), result.flags, redactor) + "\n")
+        sink.write(_output_line(message, sample, dict(result.scores), result.flags, redactor) + "\n")
     bad = [d for _, d in decoded if isinstance(d, DecodeFailure)]
     if redactor is not None:
         bad = [redactor.redact_failure(d)[0] for d in bad]

