@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.review.errors import Conflict, Forbidden, NotFound, ReviewError
 from agent.review.security import SecureRoute, bearer_token
-from agent.review.store import Annotator, Claim, Conflict, Item, Label, LabelInput, NotFound, ReviewError, ReviewStore
+from agent.review.store import Annotator, Claim, Item, Label, LabelInput, ReviewStore
 
 
 class LabelBody(BaseModel):
@@ -21,9 +22,12 @@ class LabelBody(BaseModel):
 
     label_id: str = Field(min_length=1, max_length=128)
     """Idempotency key (a UUID chosen by the client; retry with the same one)."""
-    queue: str
-    record_id: str
-    claim_id: str = ""
+    queue: str = Field(max_length=256)
+    record_id: str = Field(max_length=4096)
+    claim_id: str = Field(default="", max_length=128)
+    """Your claim on the item (from ``/queues/{queue}/next`` or ``/claims``); required unless ``override``."""
+    override: bool = False
+    """Admins only: label without a claim of your own; stored with source ``api-override``."""
     verdicts: dict[str, Literal["confirm", "reject"]] = Field(default_factory=dict)
     severity: int = Field(default=0, ge=0, le=3)
     note: str = Field(default="", max_length=10_000)
@@ -36,8 +40,8 @@ class ClaimBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    queue: str
-    record_id: str
+    queue: str = Field(max_length=256)
+    record_id: str = Field(max_length=4096)
 
 
 def _json(value: Any) -> Any:
@@ -80,7 +84,8 @@ def api_router(store: ReviewStore) -> APIRouter:
     Who = Annotated[Annotator, Depends(annotator)]
 
     def fail(exc: ReviewError) -> HTTPException:
-        code = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
+        codes = ((NotFound, 404), (Conflict, 409), (Forbidden, 403))
+        code = next((c for kind, c in codes if isinstance(exc, kind)), 422)
         return HTTPException(code, str(exc))
 
     @router.get("/queues", name="api_queues")
@@ -120,14 +125,17 @@ def api_router(store: ReviewStore) -> APIRouter:
 
     @router.post("/labels", name="api_label")
     def label(body: LabelBody, who: Who) -> JSONResponse:
-        data = LabelInput(**body.model_dump(), source="api")
+        if body.override and not who.is_admin:
+            raise HTTPException(403, "only admins may label without a claim (override)")
+        data = LabelInput(**body.model_dump(exclude={"override"}), source="api")
         try:
-            stored, applied = store.label(who.name, data)
+            stored, applied = store.label(who.name, data, override=body.override)
         except ReviewError as exc:
             raise fail(exc) from None
         return JSONResponse({"applied": applied, "label": label_json(stored)}, status_code=201 if applied else 200)
 
-    @router.get("/items/{queue}/{record_id}", name="api_item")
+    # ids may hold "/" (an id-less record's id is topic/partition/offset): sent raw or as %2F, both match
+    @router.get("/items/{queue}/{record_id:path}", name="api_item")
     def item(queue: str, record_id: str, who: Who) -> dict[str, Any]:
         try:
             found = store.item(queue, record_id)

@@ -28,18 +28,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_add_annotator(args: argparse.Namespace) -> int:
-    """Create an annotator (or issue a new token) and print the token once."""
+    """Create an annotator (or with --reissue give one a new token) and print the token once."""
     from agent.review.app import open_store
     from agent.storage.database import open_storage
 
     settings = _settings(args)
     client = open_storage(settings)
     try:
-        token = open_store(settings, client).add_annotator(args.name, is_admin=args.admin)
+        store = open_store(settings, client)
+        token = store.add_annotator(args.name, is_admin=True if args.admin else None, reissue=args.reissue)
+        found = store.accounts.find(args.name)
     finally:
         client.close()
-    role = "admin" if args.admin else "annotator"
-    print(f"{role} {args.name} added; token (shown once, only its sha256 is stored):", file=sys.stderr)
+    name, is_admin = (found[0], found[1]) if found else (args.name, args.admin)
+    done = "re-issued (the old token and its sessions no longer work)" if args.reissue else "added"
+    role = "admin" if is_admin else "annotator"
+    print(f"{role} {name} {done}; token (shown once, only its sha256 is stored):", file=sys.stderr)
     print(token)
     return 0
 
@@ -65,6 +69,11 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_serve)
     p = review.add_parser("add-annotator", help=(cmd_add_annotator.__doc__ or "").strip().rstrip("."))
     p.add_argument("name", help="annotator name (letters, digits, _.@-)")
-    p.add_argument("--admin", action="store_true", help="may add annotators in the UI")
+    p.add_argument("--admin", action="store_true", help="may add annotators in the UI and label without a claim")
+    p.add_argument(
+        "--reissue", action="store_true",
+        help="give an existing annotator a new token (the old one and its sessions stop working); keeps the role "
+        "unless --admin",
+    )  # fmt: skip
     p.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
     p.set_defaults(handler=cmd_add_annotator)

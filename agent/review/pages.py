@@ -1,7 +1,8 @@
 """Server-rendered annotator pages: login, queue overview, labeling, admin. Forms only; JS adds shortcuts.
 
 Model outputs are hostile: templates autoescape everything and render text in ``<pre>`` as plain text (no
-markdown, no links), and the CSP forbids inline script (see :mod:`agent.review.security`).
+markdown, no links), bidi and invisible characters are shown as escapes (:func:`_visible`), and the CSP
+forbids inline script (see :mod:`agent.review.security`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from agent.display import visible
 from agent.review.rules import DETECTORS
 from agent.review.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
     Csrf,
+    LoginLimiter,
     SecureRoute,
+    clear_cookie,
+    cookie_name,
+    first_cookie,
     set_cookie,
 )
 from agent.review.spans import unsupported_terms
@@ -35,12 +42,22 @@ STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 SEVERITIES = ("none", "minor", "moderate", "severe")
 
 
+def _visible(value: Any) -> Any:
+    """Every ``{{ }}`` string: bidi overrides, zero-width and control characters shown as ``\u202e``-like text.
+
+    ``model: "gpt\u202e4o"`` reversed the rest of the meta line and ``invoice\u202efdp.exe`` displayed as
+    ``invoiceexe.pdf``; escaped before autoescaping, they show what they are (tab and newline are kept).
+    """
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 def _env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     env.filters["age"] = _age
     return env
@@ -60,13 +77,17 @@ class Pages:
     Args:
         store: Queue state.
         csrf: CSRF token maker.
-        secure_cookie: Mark cookies ``Secure``.
+        secure_cookie: Mark cookies ``Secure`` and ``__Host-`` prefix them.
+        limiter: Failed sign-ins per client.
     """
 
-    def __init__(self, store: ReviewStore, csrf: Csrf, secure_cookie: bool) -> None:
+    def __init__(self, store: ReviewStore, csrf: Csrf, secure_cookie: bool, limiter: LoginLimiter) -> None:
         self.store = store
         self.csrf = csrf
         self.secure_cookie = secure_cookie
+        self.limiter = limiter
+        self.session_cookie = cookie_name(SESSION_COOKIE, secure_cookie)
+        self.login_cookie = cookie_name(LOGIN_CSRF_COOKIE, secure_cookie)
         self.env = _env()
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -79,14 +100,22 @@ class Pages:
         return HTMLResponse(html, status_code=status)
 
     def cookie_path(self, request: Request) -> str:
-        """Cookies are scoped to the review UI's path."""
-        return str(request.url_for("review_overview").path)
+        """Cookies are scoped to the review UI's path (``/`` for ``__Host-`` cookies, as browsers require)."""
+        return "/" if self.secure_cookie else str(request.url_for("review_overview").path)
+
+    def set_cookie(self, request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+        """Set one of the UI's cookies."""
+        set_cookie(response, name, value, self.cookie_path(request), self.secure_cookie, max_age)
+
+    def clear_cookie(self, request: Request, response: Response, name: str) -> None:
+        """Delete one of the UI's cookies."""
+        clear_cookie(response, name, self.cookie_path(request), self.secure_cookie)
 
     def session(self, request: Request) -> tuple[Annotator, str] | None:
-        """The signed-in annotator and their token, from the cookie."""
-        token = request.cookies.get(SESSION_COOKIE, "")
-        who = self.store.authenticate(token) if token else None
-        return (who, token) if who else None
+        """The signed-in annotator and their session id, from the cookie."""
+        session_id = first_cookie(request, self.session_cookie)
+        who = self.store.accounts.session(session_id) if session_id else None
+        return (who, session_id) if who else None
 
     def to_login(self, request: Request) -> RedirectResponse:
         """Redirect to the login page."""
@@ -102,9 +131,11 @@ class Pages:
         return self.render(request, "message.html", status=403, title="Forbidden", message=why, who=None)
 
 
-def page_router(store: ReviewStore, csrf: Csrf, secure_cookie: bool = False) -> APIRouter:
+def page_router(
+    store: ReviewStore, csrf: Csrf, secure_cookie: bool = False, limiter: LoginLimiter | None = None
+) -> APIRouter:
     """Login, overview, labeling and admin pages."""
-    pages = Pages(store, csrf, secure_cookie)
+    pages = Pages(store, csrf, secure_cookie, limiter or LoginLimiter())
     router = APIRouter(route_class=SecureRoute, include_in_schema=False)
 
     @router.get("/static/{name}", name="review_static")
@@ -117,30 +148,46 @@ def page_router(store: ReviewStore, csrf: Csrf, secure_cookie: bool = False) -> 
     def login_page(request: Request, error: str = "") -> Response:
         token = csrf.new_login_token()
         response = pages.render(request, "login.html", csrf=token, error=error, who=None)
-        set_cookie(response, LOGIN_CSRF_COOKIE, token, pages.cookie_path(request), secure_cookie, 600)
+        pages.set_cookie(request, response, pages.login_cookie, token, 600)
         return response
 
     @router.post("/login", name="review_login_post")
     async def login(request: Request) -> Response:
+        client = request.client.host if request.client else "-"
+        wait = pages.limiter.retry_after(client)
+        if wait:
+            refused = pages.render(
+                request, "message.html", status=429, title="Too many attempts", who=None,
+                message=f"Too many failed sign-ins from this address; try again in {wait} s.",
+            )  # fmt: skip
+            refused.headers["Retry-After"] = str(wait)
+            return refused
         form = await request.form()
-        if not csrf.check_login(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf", ""))):
+        if not csrf.check_login(request.cookies.get(pages.login_cookie), str(form.get("csrf", ""))):
             return pages.forbidden(request, "The login form expired; reload the page and sign in again.")
         token = str(form.get("token", "")).strip()
-        who = await run_in_threadpool(store.authenticate, token)
-        if who is None:
+        opened = await run_in_threadpool(store.accounts.open_session, token, SESSION_MAX_AGE_S)
+        if opened is None:
+            pages.limiter.failed(client)
             return RedirectResponse(request.url_for("review_login").path + "?error=1", status_code=303)
+        pages.limiter.succeeded(client)
+        previous = first_cookie(request, pages.session_cookie)
+        if previous:  # a new id at every sign-in: whatever the browser held before is ended, never adopted
+            await run_in_threadpool(store.accounts.close_session, previous)
         response = RedirectResponse(request.url_for("review_overview").path, status_code=303)
-        set_cookie(response, SESSION_COOKIE, token, pages.cookie_path(request), secure_cookie, SESSION_MAX_AGE_S)
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path=pages.cookie_path(request), httponly=True, samesite="strict")
+        pages.set_cookie(request, response, pages.session_cookie, opened[1], SESSION_MAX_AGE_S)
+        pages.clear_cookie(request, response, pages.login_cookie)
         return response
 
     @router.post("/logout", name="review_logout")
     async def logout(request: Request) -> Response:
         session = await run_in_threadpool(pages.session, request)
-        if session is not None and await pages.form(request, session[1]) is None:
-            return pages.forbidden(request, "The form expired; reload the page.")
+        if session is not None:
+            if await pages.form(request, session[1]) is None:
+                return pages.forbidden(request, "The form expired; reload the page.")
+            await run_in_threadpool(store.accounts.close_session, session[1])
         response = pages.to_login(request)
-        response.delete_cookie(SESSION_COOKIE, path=pages.cookie_path(request), httponly=True, samesite="strict")
+        pages.clear_cookie(request, response, pages.session_cookie)
         return response
 
     @router.get("/", name="review_overview")
@@ -256,14 +303,15 @@ def page_router(store: ReviewStore, csrf: Csrf, secure_cookie: bool = False) -> 
         if form is None or not who.is_admin:
             return pages.forbidden(request, "Only admins may manage annotators (or the form expired).")
         name = str(form.get("name", "")).strip()
-        make_admin = form.get("is_admin") == "1"
+        make_admin = True if form.get("is_admin") == "1" else None  # unticked: a re-issue keeps the role
+        reissue = form.get("reissue") == "1"
 
         def run() -> Response:
             created: str | None = None
             new_token: str | None = None
             error = ""
             try:
-                new_token = store.add_annotator(name, make_admin)
+                new_token = store.add_annotator(name, make_admin, reissue=reissue)
                 created = name
             except ReviewError as exc:
                 error = str(exc)

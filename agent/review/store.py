@@ -11,10 +11,6 @@ hold their own lock and could hand out the same item; that needs a real lock ser
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from agent.errors import LookoutError
+from agent.review.accounts import Accounts, Annotator, token_hash
+from agent.review.errors import Conflict, Forbidden, NotFound, ReviewError, shown
 from agent.review.rules import DETECTORS, RulesFile
 from agent.storage import migrations
 from agent.storage.client import Client, history_turns
@@ -30,7 +27,6 @@ from agent.storage.feedback import StoredFeedback, feedback_for
 
 Verdict = Literal["confirm", "reject"]
 Preference = Literal["none", "corrected", "original"]
-NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 CLAIM_COLUMNS = ("queue", "record_id", "annotator", "claimed_at", "lease_until", "released", "claim_id", "event_at")
 LABEL_COLUMNS = (
     "label_id", "queue", "record_id", "annotator", "labeled_at", "verdicts", "severity", "note",
@@ -38,31 +34,10 @@ LABEL_COLUMNS = (
 )  # fmt: skip
 
 
-class ReviewError(LookoutError):
-    """A review operation that cannot be done as asked (the message says why)."""
-
-
-class NotFound(ReviewError):
-    """No such queue item or claim."""
-
-
-class Conflict(ReviewError):
-    """The item is claimed by someone else, or already labeled."""
-
-
-def token_hash(token: str) -> str:
-    """What is stored for a token: its sha256, hex."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Annotator:
-    """A review UI user."""
-
-    name: str
-    """Unique name, recorded on claims and labels."""
-    is_admin: bool
-    """May add annotators."""
+__all__ = [
+    "Annotator", "Claim", "Conflict", "Forbidden", "Item", "Label", "LabelInput", "NotFound", "ReviewError",
+    "ReviewStore", "token_hash",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +210,7 @@ class ReviewStore:
         self.lease_s = lease_s
         self._clock = clock
         self._lock = threading.RLock()
+        self.accounts = Accounts(client, database, clock, self._lock)
         self._score_columns: tuple[str, ...] | None = None
 
     def now(self) -> datetime:
@@ -244,43 +220,19 @@ class ReviewStore:
     def _rows(self, sql: str, **params: Any) -> list[Any]:
         return list(self.client.query(sql.replace("{db}", self.database), parameters=params).result_rows)
 
-    # annotators
+    # annotators and sessions (agent.review.accounts)
 
-    def add_annotator(self, name: str, is_admin: bool = False) -> str:
-        """Create (or re-issue) an annotator; returns the token, which is stored only as its sha256."""
-        if not re.match(NAME_PATTERN, name):
-            raise ReviewError(f"annotator name {name!r} must be 1-64 letters, digits or _.@-")
-        token = "lk_" + secrets.token_urlsafe(32)
-        with self._lock:
-            now = self.now()
-            existing = self._rows("SELECT created_at FROM {db}.v_annotators WHERE name = {n:String}", n=name)
-            created = _utc(existing[0][0]) if existing else now
-            self.client.insert(
-                f"{self.database}.annotators",
-                [[name, token_hash(token), created, int(is_admin), 0, now]],
-                column_names=["name", "token_sha256", "created_at", "is_admin", "disabled", "updated_at"],
-            )
-        return token
+    def add_annotator(self, name: str, is_admin: bool | None = None, *, reissue: bool = False) -> str:
+        """Create an annotator (or, with ``reissue``, give one a new token); see :meth:`Accounts.add_annotator`."""
+        return self.accounts.add_annotator(name, is_admin, reissue=reissue)
 
     def authenticate(self, token: str) -> Annotator | None:
-        """The enabled annotator holding this token, if any."""
-        if not token:
-            return None
-        with self._lock:
-            rows = self._rows("SELECT name, is_admin, token_sha256 FROM {db}.v_annotators WHERE disabled = 0")
-        # every stored hash is compared, in constant time, whatever matches: timing tells nothing about any token
-        wanted = token_hash(token)
-        found: Annotator | None = None
-        for name, is_admin, stored in rows:
-            if hmac.compare_digest(str(stored), wanted) and found is None:
-                found = Annotator(str(name), bool(is_admin))
-        return found
+        """The enabled annotator holding this API token, if any."""
+        return self.accounts.authenticate(token)
 
     def annotators(self) -> list[tuple[str, bool, bool, datetime]]:
         """(name, is_admin, disabled, created_at) of everyone."""
-        with self._lock:
-            rows = self._rows("SELECT name, is_admin, disabled, created_at FROM {db}.v_annotators ORDER BY name")
-        return [(str(n), bool(a), bool(d), _utc(c)) for n, a, d, c in rows]
+        return self.accounts.annotators()
 
     # queues
 
@@ -405,15 +357,15 @@ class ReviewStore:
         with self._lock:
             now = self.now()
             if not self._is_item(queue, record_id):
-                raise NotFound(f"no item {record_id!r} in queue {queue!r}")
+                raise NotFound(f"no item {shown(record_id)} in queue {shown(queue)}")
             if self._is_labeled(queue, record_id):
-                raise Conflict(f"item {record_id!r} in queue {queue!r} is already labeled")
+                raise Conflict(f"item {shown(record_id)} in queue {shown(queue)} is already labeled")
             active = self._active_claims(queue, now, record_id)
             for c in active:
                 if c.annotator == annotator:
                     return c
             if active:
-                raise Conflict(f"item {record_id!r} in queue {queue!r} is claimed by another annotator")
+                raise Conflict(f"item {shown(record_id)} in queue {shown(queue)} is claimed by another annotator")
             return self._new_claim(queue, record_id, annotator, now)
 
     def get_claim(self, claim_id: str, annotator: str) -> Claim:
@@ -426,7 +378,7 @@ class ReviewStore:
                 a=annotator,
             )
         if not rows:
-            raise NotFound(f"no claim {claim_id!r} of {annotator}")
+            raise NotFound(f"no claim {shown(claim_id)} of {annotator}")
         c, q, r, a, t, u, _ = rows[0]
         return Claim(str(c), str(q), str(r), str(a), _utc(t), _utc(u))
 
@@ -443,11 +395,17 @@ class ReviewStore:
 
     # labels
 
-    def label(self, annotator: str, data: LabelInput) -> tuple[Label, bool]:
-        """Store a label once per ``label_id``; returns it and whether it was new (False: a repeat)."""
+    def label(self, annotator: str, data: LabelInput, *, override: bool = False) -> tuple[Label, bool]:
+        """Store a label once per ``label_id``; returns it and whether it was new (False: a repeat).
+
+        The label must complete the annotator's own claim on the item (``data.claim_id``; a claim whose lease
+        has expired still counts, so a late label is never lost). ``override`` (admins only: the caller
+        checks) stores a label without one, with ``-override`` appended to its source. :class:`Forbidden`
+        when there is no such claim and no override.
+        """
         unknown = sorted(set(data.verdicts) - set(DETECTORS))
         if unknown:
-            raise ReviewError(f"verdicts for unknown detectors {unknown} (valid: {', '.join(DETECTORS)})")
+            raise ReviewError(f"verdicts for unknown detectors {shown(str(unknown))} (valid: {', '.join(DETECTORS)})")
         if not 0 <= data.severity <= 3:
             raise ReviewError(f"severity must be 0-3, got {data.severity}")
         if not data.label_id or len(data.label_id) > 128:
@@ -457,24 +415,36 @@ class ReviewStore:
             if existing is not None:
                 return existing, False
             if not self._is_item(data.queue, data.record_id):
-                raise NotFound(f"no item {data.record_id!r} in queue {data.queue!r}")
+                raise NotFound(f"no item {shown(data.record_id)} in queue {shown(data.queue)}")
+            claim = self._own_claim(annotator, data)
+            if claim is None and not override:
+                raise Forbidden(
+                    f"no claim of {annotator} on item {shown(data.record_id)} in queue {shown(data.queue)}: "
+                    "claim it first (POST /claims or /queues/{queue}/next) and send its claim_id"
+                )
+            source = data.source if claim is not None else f"{data.source}-override"
             now = self.now()
             row = [
                 data.label_id, data.queue, data.record_id, annotator, now, dict(data.verdicts), data.severity,
-                data.note, data.corrected_response, data.preference, data.source, data.claim_id,
+                data.note, data.corrected_response, data.preference, source, data.claim_id if claim else "",
             ]  # fmt: skip
             self.client.insert(f"{self.database}.review_labels", [row], column_names=list(LABEL_COLUMNS))
-            if data.claim_id:
-                try:
-                    claim = self.get_claim(data.claim_id, annotator)
-                except NotFound:
-                    claim = None
-                if claim is not None and claim.record_id == data.record_id:
-                    self._write_claim(claim, released=True, event_at=now)
+            if claim is not None:
+                self._write_claim(claim, released=True, event_at=now)
             stored = self._label(data.queue, data.record_id, data.label_id)
         if stored is None:  # pragma: no cover - the insert above is synchronous
-            raise ReviewError(f"label {data.label_id!r} was written but cannot be read back")
+            raise ReviewError(f"label {shown(data.label_id)} was written but cannot be read back")
         return stored, True
+
+    def _own_claim(self, annotator: str, data: LabelInput) -> Claim | None:
+        """The annotator's claim ``data.claim_id`` if it is on this very item, else None."""
+        if not data.claim_id:
+            return None
+        try:
+            claim = self.get_claim(data.claim_id, annotator)
+        except NotFound:
+            return None
+        return claim if (claim.queue, claim.record_id) == (data.queue, data.record_id) else None
 
     def _label(self, queue: str, record_id: str, label_id: str) -> Label | None:
         rows = self._rows(
@@ -514,7 +484,7 @@ class ReviewStore:
                 r=record_id,
             )
             if not rows:
-                raise NotFound(f"no item {record_id!r} in queue {queue!r}")
+                raise NotFound(f"no item {shown(record_id)} in queue {shown(queue)}")
             q, r, prio, reasons, rule, control, enq, ts, tenant, model, route = rows[0]
             item = Item(str(q), str(r), int(prio), tuple(reasons), str(rule), bool(control), _utc(enq), _utc(ts),
                         str(tenant), str(model), str(route))  # fmt: skip

@@ -11,6 +11,8 @@ Tables:
 - ``review_claims``: claim events (claimed, renewed, released) keyed by claim_id; the view shows each claim's latest.
 - ``review_labels``: human labels, one per label_id (idempotency key); the first copy wins.
 - ``annotators``: review UI users (sha256 of their token only), one row per name; the latest row wins.
+- ``review_sessions``: signed-in review UI sessions (sha256 of the random session id only), one row per session;
+  the latest row wins (sign-out writes a revoked copy).
 - ``record_embeddings``: per record and text field, the encoder vector as Int8 plus a scale (drift reports, rescore).
 - ``eval_runs`` / ``eval_scores``: ``lookout evaluate ragas`` runs and their per-record, per-metric values.
 - ``record_scores`` / ``rescore_runs``: ``lookout rescore`` scores per detector version, and resumable run cursors.
@@ -426,6 +428,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS hallucination_judge Nullable(Float32)",
             "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS judge_weight Nullable(Float32)",
             "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * FROM {db}.records FINAL",
+        ),
+    ),
+    Migration(
+        10,
+        "review UI sessions",
+        (
+            # the cookie holds a random id; only its sha256 is stored, with the token hash it was opened under
+            # (a re-issued token ends the sessions of the old one)
+            """
+            CREATE TABLE IF NOT EXISTS {db}.review_sessions (
+                session_sha256 String,
+                annotator String,
+                token_sha256 String,
+                created_at DateTime64(3, 'UTC'),
+                expires_at DateTime64(3, 'UTC'),
+                revoked UInt8,
+                updated_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY session_sha256
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_review_sessions AS SELECT * FROM {db}.review_sessions FINAL",
         ),
     ),
 )

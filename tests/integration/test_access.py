@@ -110,7 +110,7 @@ class TestEveryRouteNeedsAToken:
             ("POST", "/review/api/v1/claims"),
             ("POST", "/review/api/v1/claims/{claim_id}/release"),
             ("POST", "/review/api/v1/labels"),
-            ("GET", "/review/api/v1/items/{queue}/{record_id}"),
+            ("GET", "/review/api/v1/items/{queue}/{record_id:path}"),
         }
 
     def test_a_valid_token_opens_the_api_and_static_files_hold_no_data(self, store: ReviewStore) -> None:

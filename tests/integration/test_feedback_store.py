@@ -130,9 +130,14 @@ class TestExport:
         seed(client, DB, [scored_sample("r1"), scored_sample("r2")])
         store = ReviewStore(client, DB, FLAGGED_TO_ONE_QUEUE)
         for rid in ("r1", "r2"):
+            held = store.claim("safety", rid, "ann")
             store.label(
-                "ann", LabelInput(f"l-{rid}", "safety", rid, corrected_response="better", preference="corrected")
-            )
+                "ann",
+                LabelInput(
+                    f"l-{rid}", "safety", rid, corrected_response="better", preference="corrected",
+                    claim_id=held.claim_id,
+                ),
+            )  # fmt: skip
         events = [fb("a", "thumbs_down", "r1", comment="no"), fb("b", "rating", "r1", value=2.0)]
         batch(client, [], events, FeedbackSink(client, DB, "", 2.0))
 

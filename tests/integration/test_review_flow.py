@@ -58,6 +58,10 @@ class TestReviewFlow:
         added = agent_env.run("review", "add-annotator", "alice")
         assert added.returncode == 0, added.stderr[-2000:]
         token = added.stdout.strip().split()[-1]
+        again = agent_env.run("review", "add-annotator", "ALICE")  # the same name in another case
+        assert again.returncode == 1 and again.stdout == ""
+        assert "already exists; re-issue their token with --reissue" in again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1, again.stderr
 
         port = free_port()
         server = agent_env.start("review", "serve", "--port", str(port))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.review.rules import parse_rules
-from agent.review.store import Conflict, LabelInput, NotFound, ReviewError, ReviewStore, token_hash
+from agent.review.store import Annotator, Conflict, LabelInput, NotFound, ReviewError, ReviewStore, token_hash
 from agent.review.testing import FLAGGED_TO_ONE_QUEUE, ManualClock, scored_sample, seed
 from agent.types import Message
 
@@ -131,10 +131,10 @@ class TestClaims:
 
     def test_specific_claim_conflicts(self, store: ReviewStore) -> None:
         """Claiming a held item is a conflict; a labeled item too; an unknown one is not found."""
-        store.claim("safety", "r-1", "alice")
+        held = store.claim("safety", "r-1", "alice")
         with pytest.raises(Conflict, match="claimed by another annotator"):
             store.claim("safety", "r-1", "bob")
-        store.label("alice", LabelInput("l-1", "safety", "r-1"))
+        store.label("alice", LabelInput("l-1", "safety", "r-1", claim_id=held.claim_id))
         with pytest.raises(Conflict, match="already labeled"):
             store.claim("safety", "r-1", "bob")
         with pytest.raises(NotFound):
@@ -221,11 +221,23 @@ class TestAnnotators:
         assert store.authenticate("") is None
 
     def test_reissue_replaces_the_token(self, store: ReviewStore) -> None:
-        """Adding a name again issues a new token; the old one stops working."""
-        old = store.add_annotator("bob")
-        new = store.add_annotator("bob")
+        """Re-issuing gives a new token and keeps the role; the old token stops working."""
+        old = store.add_annotator("bob", is_admin=True)
+        new = store.add_annotator("bob", reissue=True)
         assert store.authenticate(old) is None
-        assert store.authenticate(new) is not None
+        assert store.authenticate(new) == Annotator("bob", True)
+
+    def test_existing_name_needs_reissue_in_any_case(self, store: ReviewStore) -> None:
+        """Adding a name that exists, in any letter case, is refused and leaves its token working (issue 25 f3)."""
+        token = store.add_annotator("me")
+        for again in ("me", "ME", "Me"):
+            with pytest.raises(Conflict, match="already exists; re-issue"):
+                store.add_annotator(again)
+        assert store.authenticate(token) == Annotator("me", False)
+        new = store.add_annotator("ME", reissue=True)
+        assert store.authenticate(token) is None
+        assert [a[0] for a in store.annotators()] == ["me"]
+        assert store.authenticate(new) == Annotator("me", False)
 
     def test_bad_name_is_refused(self, store: ReviewStore) -> None:
         """Names are letters, digits and _.@- only."""
