@@ -124,7 +124,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _client(settings: Settings) -> Any:
     from agent.storage.database import open_storage
 
-    return open_storage(settings)
+    return open_storage(settings, shared=True)  # through the store's owner when another process holds it
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -166,17 +166,22 @@ def cmd_query(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agent.storage.query import check_query
+    from agent.storage.query import check_query, qualify
 
     check_query(args.sql)
     settings = _settings(args)
+    db = settings.clickhouse.database
     client = _client(settings)
     try:
-        result = client.query(args.sql, settings={"readonly": "1"})
+        result = client.query(qualify(args.sql, db), settings={"readonly": "1"})
     except Exception as exc:
         from agent.storage.client import reason
 
-        raise LookoutError(f"query failed: {reason(exc)}") from None
+        why = reason(exc)
+        if "Unknown table" in why or "UNKNOWN_TABLE" in str(exc):
+            views = [r[0] for r in client.query(f"SHOW TABLES FROM {db} LIKE 'v\\_%'").result_rows]
+            why += f"; lookout's views (in {db}): {', '.join(views)}"
+        raise LookoutError(f"query failed: {why}") from None
     finally:
         client.close()
     if args.json:
@@ -304,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
         installed = "unknown (not installed; pip install -e .)"
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed}")
+    parser.add_argument(
+        "--config", dest="global_config", type=Path, metavar="CONFIG",
+        help="YAML settings file, before or after the command (env vars LOOKOUT_* override it)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, config: bool = True) -> argparse.ArgumentParser:
@@ -402,7 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lookout`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # bare `lookout`: what it can do, not a usage error
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None and args.global_config is not None:
+        args.config = args.global_config  # `lookout --config FILE CMD` is `lookout CMD --config FILE`
     try:
         code: int = args.handler(args)
     except LookoutError as exc:

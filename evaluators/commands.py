@@ -83,7 +83,7 @@ def cmd_evaluate_ragas(args: argparse.Namespace) -> int:
         names, _encoder(settings) if needs_encoder else None, llm, ev.answer_relevancy_strictness
     )
     filt = _filter(args)
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     try:
         with _progress("evaluate ragas") as progress:
             summary = ragas_eval.evaluate(
@@ -123,7 +123,7 @@ def cmd_report_drift(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     stream = _stream(args)
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     db = settings.clickhouse.database
     try:
         windows = drift_report.resolve_windows(client, db, stream, args.until, args.current, args.reference)
@@ -174,7 +174,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     spec = {"since": args.since, "until": args.until, "tenant": sorted(args.tenant or []),
             "model": sorted(args.model or []), "route": sorted(args.route or [])}  # fmt: skip
     threshold = det.thresholds.get(detector.name)
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     db = settings.clickhouse.database
     try:
         with _progress(f"rescore {detector.name} {detector.version}") as progress:

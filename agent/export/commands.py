@@ -50,7 +50,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     filt = export_filter(args, "all" if args.include_unlabeled else "labeled")
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     db = settings.clickhouse.database
     try:
         if sys.stderr.isatty():
@@ -92,7 +92,7 @@ def cmd_push_labelstudio(args: argparse.Namespace) -> int:
     settings = _settings(args)
     filt = export_filter(args, "all" if args.include_labeled else "unlabeled")
     project = args.project or settings.labelstudio.project
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     try:
         with _labelstudio(args, settings) as ls:
             result = push(client, settings.clickhouse.database, ls, project, filt)
@@ -115,7 +115,7 @@ def cmd_pull_labelstudio(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     project = args.project or settings.labelstudio.project
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     try:
         with _labelstudio(args, settings) as ls:
             result = pull(client, settings.clickhouse.database, ls, project)

@@ -33,7 +33,7 @@ def cmd_add_annotator(args: argparse.Namespace) -> int:
     from agent.storage.database import open_storage
 
     settings = _settings(args)
-    client = open_storage(settings)
+    client = open_storage(settings, shared=True)
     try:
         store = open_store(settings, client)
         token = store.add_annotator(args.name, is_admin=True if args.admin else None, reissue=args.reissue)

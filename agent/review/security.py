@@ -10,8 +10,9 @@
 - Failed sign-ins are limited per client address (:class:`LoginLimiter`).
 - The JSON API takes ``Authorization: Bearer`` only (never the cookie), so a browser can't be tricked into
   calling it. Validation errors name the field and the rule, never echo the submitted value.
-- Every form carries a CSRF token: for a signed-in annotator an HMAC of their session id's hash under a key
-  held by this process (a restart invalidates open forms); for the login form a random value also set in a
+- Every form carries a CSRF token: for a signed-in annotator an HMAC of their session id's hash (the session
+  id is the secret, held only in the HttpOnly cookie, so the token is valid exactly as long as the session,
+  across server restarts: an open form survives one); for the login form a random value also set in a
   SameSite=Strict cookie (double submit).
 """
 
@@ -142,10 +143,14 @@ class LoginLimiter:
 
 
 class Csrf:
-    """CSRF tokens bound to a session, under a per-process key."""
+    """CSRF tokens bound to a session: an HMAC of the session id's hash.
 
-    def __init__(self, key: bytes | None = None) -> None:
-        self._key = key or secrets.token_bytes(32)
+    No per-process key, so a restart keeps open forms valid; a page of another origin can neither read the cookie
+    nor recover the session id from a token.
+    """
+
+    def __init__(self, key: bytes = b"lookout-review-csrf-v1") -> None:
+        self._key = key
 
     def for_session(self, session_id: str) -> str:
         """The token forms of this session must carry."""

@@ -1,13 +1,18 @@
 """Open ClickHouse through clickhouse-connect: ``chdb://PATH`` (embedded) or ``http(s)://`` (server).
 
-Embedded mode allows one process per data directory; a second gets :class:`StorageBusyError` with a line
-that says what to do.
+Embedded mode allows one process per data directory: the one that opens it serves it to other lookout
+commands on a control socket (:mod:`agent.storage.owner`); :func:`agent.storage.database.open_storage` with
+``shared=True`` goes through that owner, anything else gets :class:`StorageBusyError` naming the holder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Mapping
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -94,18 +99,51 @@ def _open_chdb(clickhouse_connect: Any, path: Path) -> Client:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create ClickHouse data directory {path}: {exc.strerror}") from None
+    from agent.storage.owner import describe_owner, serve_store
+
+    holder = describe_owner(path)  # a live owner answers: don't even try (chDB would print its lock error)
+    if holder is not None:
+        raise StorageBusyError(f"ClickHouse data directory {path} is held by {holder}")
     try:
-        return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        with _quiet_stderr() as said:
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        if "".join(said).strip():  # anything but a lock error is the user's to see
+            sys.stderr.write("".join(said))
     except Exception as exc:
         text = str(exc)
         if "Error initializing EmbeddedServer" in text or "Cannot lock file" in text:
-            raise StorageBusyError(
-                f"ClickHouse data directory {path} is in use by another process (a running `lookout run` or "
-                "`lookout demo`?); stop it first, or query through that process"
-            ) from None
+            holder = describe_owner(path)
+            if holder is None:
+                raise StorageBusyError(
+                    f"ClickHouse data directory {path} is locked by a process that does not answer on its control "
+                    "socket (an older lookout?); stop that process, or wait for it to finish, and retry"
+                ) from None
+            raise StorageBusyError(f"ClickHouse data directory {path} is held by {holder}") from None
         if "already initialized with path" in text:
             raise StorageError(f"this process already opened another embedded ClickHouse directory: {text}") from None
         raise StorageError(f"cannot open embedded ClickHouse at {path}: {reason(exc)}") from None
+    return serve_store(client, path)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[list[str]]:
+    """Hold back what native code writes to file descriptor 2 (chDB prints its lock error there itself).
+
+    Yields a one-item list filled, on exit, with what was written.
+    """
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buffer:
+        os.dup2(buffer.fileno(), 2)
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buffer.seek(0)
+            said.append(buffer.read().decode("utf-8", errors="replace"))
 
 
 _NETWORK_REASONS = (
@@ -133,7 +171,7 @@ def reason(exc: BaseException) -> str:
         if needle in text:
             return reason
     if "DB::Exception: " in text:  # the innermost exception says what went wrong (a nested one starts "Code: N")
-        match = re.match(r"(.*?)(?: \(\w+\))?(?:\.|$)", text.rsplit("DB::Exception: ", 1)[1])
+        match = re.match(r"(.*?)(?: \(\w+\))?(?:\.(?=\s|$)|$)", text.rsplit("DB::Exception: ", 1)[1])
         if match:
             text = match.group(1)
     return text[:300] or type(exc).__name__

@@ -10,6 +10,7 @@ more, never less.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from agent.errors import LookoutError
 
@@ -26,10 +27,9 @@ EXTERNAL_TABLE_FUNCTIONS = frozenset(
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
-def code_of(sql: str) -> str:
-    """``sql`` with quoted strings, quoted identifiers and ``--`` / ``/* */`` comments blanked out."""
-    out: list[str] = []
-    i, n = 0, len(sql)
+def pieces(sql: str) -> Iterator[tuple[str, bool]]:
+    """``sql`` cut into (text, is_code): quoted strings, quoted identifiers and comments are not code."""
+    i, n, start = 0, len(sql), 0
     while i < n:
         c = sql[i]
         if c in "'\"`":
@@ -44,20 +44,35 @@ def code_of(sql: str) -> str:
                         continue
                     break
                 j += 1
-            out.append(" ")
-            i = j + 1
+            end = min(j + 1, n)
         elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-            out.append(" ")
+            found = sql.find("\n", i)
+            end = n if found < 0 else found
         elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            out.append(" ")
+            found = sql.find("*/", i + 2)
+            end = n if found < 0 else found + 2
         else:
-            out.append(c)
             i += 1
-    return "".join(out)
+            continue
+        if start < i:
+            yield sql[start:i], True
+        yield sql[i:end], False
+        i = start = end
+    if start < n:
+        yield sql[start:], True
+
+
+def code_of(sql: str) -> str:
+    """``sql`` with quoted strings, quoted identifiers and ``--`` / ``/* */`` comments blanked out."""
+    return "".join(text if is_code else " " for text, is_code in pieces(sql))
+
+
+_BARE_VIEW = re.compile(r"(?<![\w.$])(?<!\bAS )(?<!\bas )(v_[A-Za-z0-9_]+)\b(?!\s*[.(])")
+
+
+def qualify(sql: str, database: str) -> str:
+    """Unqualified ``v_*`` names (lookout's views) read from ``database``: ``v_records`` → ``lookout.v_records``."""
+    return "".join(_BARE_VIEW.sub(rf"{database}.\1", text) if is_code else text for text, is_code in pieces(sql))
 
 
 def check_query(sql: str) -> None:
