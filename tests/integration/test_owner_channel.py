@@ -62,7 +62,10 @@ class TestBesideTheOwner:
     """While ``lookout review serve`` holds the store, other commands work through it."""
 
     def test_same_output_same_exit_codes(self, agent_env: AgentEnv, tmp_path: Path) -> None:
-        seeded_data_dir(agent_env.data_dir, lambda c: seed(c, DB, [scored_sample(f"r-{i}") for i in range(3)]))
+        def three_flagged(c: Any) -> None:
+            seed(c, DB, [scored_sample(f"r-{i}") for i in range(3)])
+
+        seeded_data_dir(agent_env.data_dir, three_flagged)
         alone = _commands(agent_env, tmp_path / "alone")
         assert [code for code, _ in alone] == [0, 0, 1, 0]
         assert len(json.loads(alone[0][1].splitlines()[-1])) > 0 and alone[1][1].count("\n") == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -262,27 +261,6 @@ class TestRedactFailure:
         """A failure without PII is the same object."""
         f = DecodeFailure(b"\xff\xfe", "invalid UTF-8 at byte 0", ORIGIN)
         assert R.redact_failure(f) == (f, {})
-
-
-class TestRedactSpeed:
-    """Redaction is cheap next to scoring."""
-
-    def test_throughput(self) -> None:
-        """Typical chat records (about 1 KB of text with some PII) redact at over 1,000 records/s on one core."""
-        s = Sample(
-            id="x",
-            ts=datetime(2026, 1, 1, tzinfo=UTC),
-            prompt="Hi, I'm Jane (jane.doe@example.com, +1 415-555-2671). " + "Please summarise this report. " * 12,
-            response="Sure. " + "The quarterly revenue grew by 12% while costs fell by 3.5%. " * 10,
-            context=("Server 10.0.0.1 logged request 123e4567-e89b-12d3-a456-426614174000 at 2024-01-15.",) * 3,
-            metadata={"source": "web", "session": "s-1234"},
-        )
-        n = 500
-        started = time.perf_counter()
-        for _ in range(n):
-            R.redact_sample(s)
-        rate = n / (time.perf_counter() - started)
-        assert rate > 1000, f"{rate:.0f} records/s"
 
 
 class TestAgentRedactStep:
