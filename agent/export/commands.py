@@ -12,6 +12,7 @@ from agent import logs
 from agent.config import Settings
 from agent.errors import LookoutError
 from agent.export.formats import NAMES
+from agent.export.writer import SFT_HISTORIES, ExportOptions
 
 if TYPE_CHECKING:
     from agent.storage.records import ExportFilter, LabelState
@@ -44,10 +45,13 @@ def export_filter(args: argparse.Namespace, label_state: LabelState) -> ExportFi
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write reviewed records as training or labeling data, with a manifest."""
-    from agent.export.run import export
+    from agent.export.run import export, summary
     from agent.storage.database import open_storage
     from agent.storage.records import count_rows
 
+    if args.sft_history is not None and args.format != "sft":
+        raise LookoutError(f"--sft-history applies to --format sft only, not {args.format}")
+    options = ExportOptions(sft_history=args.sft_history or "none")
     settings = _settings(args)
     filt = export_filter(args, "all" if args.include_unlabeled else "labeled")
     client = open_storage(settings, shared=True)
@@ -58,19 +62,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
             with Progress(transient=True) as bar:
                 job = bar.add_task(f"export {args.format}", total=count_rows(client, db, filt))
-                manifest = export(client, db, args.out, args.format, filt, lambda n: bar.update(job, completed=n))
+                manifest = export(
+                    client, db, args.out, args.format, filt, lambda n: bar.update(job, completed=n), options
+                )
         else:
 
             def line(n: int) -> None:
                 if n % LINE_EVERY == 0:
                     print(f"exported {n} rows", file=sys.stderr)
 
-            manifest = export(client, db, args.out, args.format, filt, line)
+            manifest = export(client, db, args.out, args.format, filt, line, options)
     finally:
         client.close()
-    files = ", ".join(f"{f.path} ({f.rows})" for f in manifest.files)
-    skipped = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items()) or "none"
-    print(f"{manifest.query_rows} rows to {args.out}: {files}; skipped: {skipped}", file=sys.stderr)
+    print(summary(manifest, args.out), file=sys.stderr)
     return 0
 
 
@@ -165,6 +169,12 @@ def register(sub: Any, add: Add) -> None:
     p.add_argument("--format", required=True, choices=NAMES, help="what to write")
     add_filter_options(p, "only labels and items of this review queue (repeatable)")
     p.add_argument("--include-unlabeled", action="store_true", help="also flagged records still waiting for a label")
+    p.add_argument(
+        "--sft-history",
+        choices=SFT_HISTORIES,
+        help="sft only: earlier turns dropped (none, the default), as the prompt of a prompt-completion row "
+        "(context), or kept with weight 0 on earlier assistant turns (weighted); never trained on",
+    )
     from agent.review.commands import review_subcommands
 
     review = review_subcommands(sub)

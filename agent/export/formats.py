@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from agent.errors import LookoutError
 from agent.export.files import JsonArrayFile, JsonLinesFile
-from agent.export.writer import OneFileWriter, Skip, Writer
+from agent.export.writer import ExportOptions, OneFileWriter, SftHistory, Skip, Writer
 
 if TYPE_CHECKING:
     from agent.storage.records import Row
@@ -45,22 +45,45 @@ def _text_gone(row: Row) -> bool:
     return not record.get("prompt") and not record.get("response")
 
 
+def sft_example(record: Mapping[str, Any], corrected: str, history: SftHistory) -> dict[str, Any]:
+    """The training part of an SFT row: only the reviewed, corrected response is ever a target.
+
+    The earlier assistant turns are what the model said before, never reviewed (often the very harm that got the
+    record flagged), so no mode lets a trainer learn them: ``none`` drops the earlier user and assistant turns
+    (system turns stay), ``context`` puts the whole conversation in ``prompt`` and the correction in
+    ``completion`` (TRL's conversational prompt-completion format: loss on the completion only by default),
+    ``weighted`` keeps ``messages`` with ``"weight": 0`` on each earlier assistant turn and ``"weight": 1`` on
+    the correction (OpenAI's chat fine-tuning format).
+    """
+    answer = {"role": "assistant", "content": corrected}
+    if history == "context":
+        return {"prompt": chat(record), "completion": [answer]}
+    if history == "weighted":
+        turns = [t | {"weight": 0} if t["role"] == "assistant" else t for t in chat(record)]
+        return {"messages": [*turns, answer | {"weight": 1}]}
+    system = [{"role": "system", "content": t["content"]} for t in record["history"] if t["role"] == "system"]
+    return {"messages": [*system, {"role": "user", "content": record["prompt"]}, answer]}
+
+
 class SftWriter(OneFileWriter):
-    """``sft.jsonl``: ``{"id", "messages", "feedback"}`` chat transcripts ending in the corrected response."""
+    """``sft.jsonl``: ``{"id", "messages" (or "prompt" + "completion"), "feedback"}`` ending in the correction.
+
+    What the row keeps of the earlier conversation is ``options.sft_history`` (see :func:`sft_example`).
+    """
 
     FILE = (JsonLinesFile, "sft.jsonl")
 
     def add(self, row: Row) -> Skip:
         """Write the corrected conversation."""
         skip = _correction_skip(row)
-        if skip is not None or row.label is None or row.record is None:
+        if skip is not None or row.label is None or row.record is None or row.label.corrected_response is None:
             return skip
         if row.label.preference == "original":
             return "original_preferred"
         if _text_gone(row):
             return "text_expired"
-        messages = [*chat(row.record), {"role": "assistant", "content": row.label.corrected_response}]
-        self.out.add({"id": row.record_id, "messages": messages, "feedback": [f.to_json() for f in row.feedback]})
+        example = sft_example(row.record, row.label.corrected_response, self.options.sft_history)
+        self.out.add({"id": row.record_id, **example, "feedback": [f.to_json() for f in row.feedback]})
         return None
 
 
@@ -178,13 +201,16 @@ class ArgillaWriter(OneFileWriter):
         return None
 
 
-def _parquet(directory: Path, scores: Sequence[str]) -> Writer:
+def _parquet(directory: Path, scores: Sequence[str], options: ExportOptions | None = None) -> Writer:
     from agent.export.parquet import ParquetWriter
 
-    return ParquetWriter(directory, scores)
+    return ParquetWriter(directory, scores, options)
 
 
-WRITERS: dict[str, Callable[[Path, Sequence[str]], Writer]] = {
+Factory = Callable[[Path, Sequence[str], ExportOptions], Writer]
+"""Makes a format's writer for a directory, the stored score columns and the export's options."""
+
+WRITERS: dict[str, Factory] = {
     "sft": SftWriter,
     "dpo": DpoWriter,
     "jsonl": JsonlWriter,
@@ -194,7 +220,7 @@ WRITERS: dict[str, Callable[[Path, Sequence[str]], Writer]] = {
 }
 
 
-def resolve(name: str) -> Callable[[Path, Sequence[str]], Writer]:
+def resolve(name: str) -> Factory:
     """The writer factory for a format name; the error lists the valid names."""
     try:
         return WRITERS[name]

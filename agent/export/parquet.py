@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agent.export.files import AtomicFile, FileEntry
-from agent.export.writer import Skip, Writer
+from agent.export.writer import ExportOptions, Skip, Writer
 from agent.storage.records import Row
 
 ROW_GROUP = 10_000
@@ -81,8 +81,8 @@ def flatten(row: Row) -> dict[str, Any]:
 class ParquetWriter(Writer):
     """Rows buffered and written one row group at a time (deterministic for the same rows)."""
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
+    def __init__(self, directory: Path, scores: Sequence[str], options: ExportOptions | None = None) -> None:
+        super().__init__(directory, scores, options)
         self.out = AtomicFile(directory, "records.parquet")
         self.schema = schema(scores)
         self._file = os.fdopen(self.out.take_fd(), "wb")  # the exclusively created temp file, never reopened by name

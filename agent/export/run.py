@@ -1,14 +1,19 @@
-"""Run an export: stream rows into the format's writer, move the files into place, write ``manifest.json`` last.
+"""Run an export: rows into the format's writer, files into place, then its entry merged into ``manifest.json``.
 
-A directory's manifest therefore always describes complete files.
+A directory holds one manifest for every format exported into it: exporting another format adds its entry,
+exporting a format again replaces that format's entry, and the others are kept. The manifest is written last
+(atomically, under a lock on the directory), so it always describes complete files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -17,18 +22,21 @@ from typing import Any
 from agent.errors import LookoutError
 from agent.export import formats
 from agent.export.files import FileEntry, TextFile
+from agent.export.writer import ExportOptions
 from agent.storage.client import Client
 from agent.storage.records import ExportFilter, iso, iter_rows, score_columns
 
 Progress = Callable[[int], None]
 """Called with the number of rows handled so far."""
 MANIFEST = "manifest.json"
+MANIFEST_VERSION = 2
+"""2: one entry per format under ``exports``; 1 (before): one export's fields at the top level."""
 PROGRESS_EVERY = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """What an export wrote; ``query_rows == sum(file rows of the main file) + sum(skipped)``."""
+    """What one format's export wrote (its entry in ``manifest.json``); ``query_rows == written + sum(skipped)``."""
 
     format: str
     """Format name."""
@@ -44,14 +52,23 @@ class Manifest:
     """When the export finished (the only field that changes on a re-run)."""
     lookout_version: str
     """Version of lookout that wrote it."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The export options that apply to this format (``sft_history`` for ``sft``)."""
+
+    @property
+    def written(self) -> int:
+        """Rows written: each data file holds one row per record it could represent."""
+        return self.query_rows - sum(self.skipped.values())
 
     def to_json(self) -> dict[str, Any]:
-        """The ``manifest.json`` object."""
+        """The format's entry under ``exports`` in ``manifest.json``."""
         return {
             "format": self.format,
             "files": [{"path": f.path, "rows": f.rows, "sha256": f.sha256} for f in self.files],
             "filters": self.filters,
+            "options": self.options,
             "query_rows": self.query_rows,
+            "written": self.written,
             "skipped": self.skipped,
             "created_at": self.created_at,
             "lookout_version": self.lookout_version,
@@ -66,6 +83,81 @@ def lookout_version() -> str:
         return "unknown"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(m: Manifest, out_dir: Path) -> str:
+    """One line saying what was written where: rows per file, then what the query matched and what was skipped."""
+    files = ", ".join(f"{f.path} ({_plural(f.rows, 'row')})" for f in m.files)
+    reasons = ", ".join(f"{k} {v}" for k, v in m.skipped.items())
+    skipped = f"{sum(m.skipped.values())} skipped ({reasons})" if m.skipped else "none skipped"
+    return f"wrote {files} to {out_dir}; {_plural(m.query_rows, 'record')} matched, {skipped}"
+
+
+@contextlib.contextmanager
+def _directory_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the export directory (two exports into one directory merge one at a time)."""
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def read_manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The format entries of ``out_dir/manifest.json`` (empty when there is none); version 1 files are read too.
+
+    The manifest is opened without following a link, so one planted at its name is never read.
+    """
+    path = out_dir / MANIFEST
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise LookoutError(
+            f"cannot read {path} ({exc.strerror}); move it away or export into another directory"
+        ) from None
+    try:
+        with os.fdopen(fd, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("exports"), dict):
+        return {str(k): v for k, v in doc["exports"].items() if isinstance(v, dict)}
+    if isinstance(doc, dict) and isinstance(doc.get("format"), str):  # version 1: one export's fields at the top
+        return {doc["format"]: doc}
+    raise LookoutError(f"{path} is not a lookout export manifest; move it away or export into another directory")
+
+
+def manifest_json(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The whole ``manifest.json``: every format's entry, and every data file of the directory with its format."""
+    exports = dict(sorted(entries.items()))
+    files = sorted(
+        ({**f, "format": name} for name, entry in exports.items() for f in entry.get("files", [])),
+        key=lambda f: str(f.get("path")),
+    )
+    return {"manifest_version": MANIFEST_VERSION, "exports": exports, "files": files}
+
+
+def merge_manifest(out_dir: Path, entry: Manifest) -> dict[str, Any]:
+    """Add or replace ``entry``'s format in ``out_dir/manifest.json``, keeping the other formats; atomic."""
+    with _directory_lock(out_dir):
+        entries = read_manifest(out_dir)
+        entries[entry.format] = entry.to_json()
+        doc = manifest_json(entries)
+        out = TextFile(out_dir, MANIFEST)
+        try:
+            out.write(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+            out.commit()
+        except BaseException:
+            out.abort()
+            raise
+    return doc
+
+
 def export(
     client: Client,
     db: str,
@@ -73,14 +165,17 @@ def export(
     format_name: str,
     filt: ExportFilter,
     progress: Progress | None = None,
+    options: ExportOptions | None = None,
 ) -> Manifest:
     """Write one export into ``out_dir`` (created if missing); files appear only when complete."""
     factory = formats.resolve(format_name)
+    options = options or ExportOptions()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LookoutError(f"cannot create export directory {out_dir}: {exc.strerror}") from None
-    writer = factory(out_dir, score_columns(client, db))
+    read_manifest(out_dir)  # an unreadable manifest stops the export before any file changes
+    writer = factory(out_dir, score_columns(client, db), options)
     skipped: Counter[str] = Counter()
     rows = 0
     try:
@@ -105,12 +200,7 @@ def export(
         skipped=dict(sorted(skipped.items())),
         created_at=iso(datetime.now(UTC)),
         lookout_version=lookout_version(),
+        options=options.for_format(format_name),
     )
-    out = TextFile(out_dir, MANIFEST)
-    try:
-        out.write(json.dumps(manifest.to_json(), ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-        out.commit()
-    except BaseException:
-        out.abort()
-        raise
+    merge_manifest(out_dir, manifest)
     return manifest

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from agent.export.files import AtomicFile, FileEntry, JsonArrayFile, JsonLinesFile
 
@@ -15,13 +16,32 @@ if TYPE_CHECKING:
 Skip = str | None
 """``None`` when the row was written, else the reason it was skipped."""
 
+SftHistory = Literal["none", "context", "weighted"]
+"""What an SFT row keeps of the turns before the prompt (their assistant turns were never reviewed):
+``none`` drops them (system turns stay), ``context`` writes them as the prompt of a prompt-completion row,
+``weighted`` keeps them in ``messages`` with ``"weight": 0`` on each earlier assistant turn."""
+SFT_HISTORIES: tuple[str, ...] = get_args(SftHistory)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """Per-format choices of an export (recorded in the manifest entry of the formats they apply to)."""
+
+    sft_history: SftHistory = "none"
+    """How ``sft`` rows carry the earlier conversation (see :data:`SftHistory`)."""
+
+    def for_format(self, format_name: str) -> dict[str, Any]:
+        """The options that apply to ``format_name``, as the manifest records them."""
+        return {"sft_history": self.sft_history} if format_name == "sft" else {}
+
 
 class Writer(ABC):
     """Writes one format into a directory; files stay temporary until :meth:`commit`."""
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+    def __init__(self, directory: Path, scores: Sequence[str], options: ExportOptions | None = None) -> None:
         self.directory = directory
         self.scores = tuple(scores)
+        self.options = options or ExportOptions()
 
     @property
     @abstractmethod
@@ -47,8 +67,8 @@ class OneFileWriter(Writer):
 
     FILE: ClassVar[tuple[type[JsonLinesFile] | type[JsonArrayFile], str]]
 
-    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
-        super().__init__(directory, scores)
+    def __init__(self, directory: Path, scores: Sequence[str], options: ExportOptions | None = None) -> None:
+        super().__init__(directory, scores, options)
         kind, name = self.FILE
         self.out: JsonLinesFile | JsonArrayFile = kind(directory, name)
 

@@ -18,6 +18,7 @@ from conftest import open_chdb, seeded_data_dir
 from agent.errors import LookoutError
 from agent.export.formats import NAMES, JsonlWriter
 from agent.export.run import export
+from agent.export.writer import ExportOptions
 from agent.sinks.clickhouse import RecordSink
 from agent.storage.client import Client
 from agent.storage.records import ExportFilter, Row, iter_rows, parse_time
@@ -217,19 +218,46 @@ class TestSelect:
 class TestFormats:
     """Each format on the seeded data: rows written plus rows skipped equal the query rows."""
 
-    def test_sft_uses_corrected_responses_after_the_history(self, client: Client, tmp_path: Path) -> None:
-        """System and earlier turns from history, the prompt, then the corrected response; others skipped."""
+    def test_sft_default_drops_earlier_turns_keeping_system(self, client: Client, tmp_path: Path) -> None:
+        """Default (none): system turns, the prompt, the corrected response; the unreviewed turns are gone."""
         m = export(client, DB, tmp_path, "sft", ExportFilter())
         out = lines(tmp_path / "sft.jsonl")
         assert [o["id"] for o in out] == ["r1", "r5", "r7"]
         assert out[0]["messages"] == [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "hello"},
             {"role": "user", "content": "prompt of r1"},
             {"role": "assistant", "content": "better fix of r1"},
         ]
+        assert all(o["messages"][-1]["role"] == "assistant" for o in out)
+        assert [t for o in out for t in o["messages"][:-1] if t["role"] == "assistant"] == []
         assert m.skipped == {"no_corrected_response": 1, "original_preferred": 1, "record_missing": 1}
+        assert manifest(tmp_path)["exports"]["sft"]["options"] == {"sft_history": "none"}
+
+    def test_sft_context_is_a_prompt_completion_row(self, client: Client, tmp_path: Path) -> None:
+        """context: the whole conversation is the prompt, the correction the only completion (TRL's format)."""
+        export(client, DB, tmp_path, "sft", ExportFilter(), options=ExportOptions(sft_history="context"))
+        first = lines(tmp_path / "sft.jsonl")[0]
+        assert set(first) == {"id", "prompt", "completion", "feedback"}
+        assert first["prompt"] == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "prompt of r1"},
+        ]
+        assert first["completion"] == [{"role": "assistant", "content": "better fix of r1"}]
+        assert manifest(tmp_path)["exports"]["sft"]["options"] == {"sft_history": "context"}
+
+    def test_sft_weighted_marks_earlier_assistant_turns_weight_0(self, client: Client, tmp_path: Path) -> None:
+        """weighted: earlier assistant turns carry weight 0, the correction weight 1 (OpenAI's chat format)."""
+        export(client, DB, tmp_path, "sft", ExportFilter(), options=ExportOptions(sft_history="weighted"))
+        first = lines(tmp_path / "sft.jsonl")[0]
+        assert first["messages"] == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello", "weight": 0},
+            {"role": "user", "content": "prompt of r1"},
+            {"role": "assistant", "content": "better fix of r1", "weight": 1},
+        ]
 
     def test_dpo_chosen_follows_the_preference(self, client: Client, tmp_path: Path) -> None:
         """corrected: chosen is the correction; original: chosen is the logged response; none: skipped."""
@@ -324,19 +352,75 @@ class TestExportRun:
         for f in a.files:
             assert (tmp_path / "a" / f.path).read_bytes() == (tmp_path / "b" / f.path).read_bytes()
         ma, mb = manifest(tmp_path / "a"), manifest(tmp_path / "b")
-        ma.pop("created_at"), mb.pop("created_at")
+        ma["exports"][fmt].pop("created_at"), mb["exports"][fmt].pop("created_at")
         assert ma == mb
 
     def test_manifest_lists_files_with_rows_and_sha256(self, client: Client, tmp_path: Path) -> None:
-        """manifest.json: files (path, rows, sha256 of the bytes), filters, format, version, counts."""
+        """manifest.json: the format's entry (files with rows and sha256, filters, counts, version) and all files."""
         since = T0 - timedelta(days=1)
         export(client, DB, tmp_path, "jsonl", ExportFilter(since=since, tenants=("acme",)))
-        m = manifest(tmp_path)
+        doc = manifest(tmp_path)
         data = (tmp_path / "records.jsonl").read_bytes()
-        assert m["files"] == [{"path": "records.jsonl", "rows": 4, "sha256": hashlib.sha256(data).hexdigest()}]
+        files = [{"path": "records.jsonl", "rows": 4, "sha256": hashlib.sha256(data).hexdigest()}]
+        assert doc["manifest_version"] == 2 and list(doc["exports"]) == ["jsonl"]
+        m = doc["exports"]["jsonl"]
+        assert m["files"] == files and doc["files"] == [{**files[0], "format": "jsonl"}]
         assert m["filters"]["since"] == "2026-11-19T12:00:00Z" and m["filters"]["tenants"] == ["acme"]
-        assert (m["format"], m["query_rows"], m["skipped"]) == ("jsonl", 4, {})
+        assert (m["format"], m["query_rows"], m["written"], m["skipped"], m["options"]) == ("jsonl", 4, 4, {}, {})
         assert m["lookout_version"] and m["created_at"].endswith("Z")
+
+    def test_formats_exported_into_one_directory_share_one_manifest(self, client: Client, tmp_path: Path) -> None:
+        """jsonl, sft and dpo into one --out: one manifest with three entries and every file, each verifiable."""
+        for fmt in ("jsonl", "sft", "dpo"):
+            export(client, DB, tmp_path, fmt, ExportFilter())
+        doc = manifest(tmp_path)
+        assert sorted(doc["exports"]) == ["dpo", "jsonl", "sft"]
+        assert [(f["path"], f["format"], f["rows"]) for f in doc["files"]] == [
+            ("dpo.jsonl", "dpo", 3), ("records.jsonl", "jsonl", 5), ("sft.jsonl", "sft", 3),
+        ]  # fmt: skip
+        for f in doc["files"]:
+            assert hashlib.sha256((tmp_path / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+            assert len((tmp_path / f["path"]).read_text(encoding="utf-8").splitlines()) == f["rows"]
+
+    def test_exporting_a_format_again_replaces_only_its_entry(self, client: Client, tmp_path: Path) -> None:
+        """A second sft export (other filters) replaces the sft entry; the jsonl entry stays as it was."""
+        export(client, DB, tmp_path, "jsonl", ExportFilter())
+        export(client, DB, tmp_path, "sft", ExportFilter())
+        jsonl_before = manifest(tmp_path)["exports"]["jsonl"]
+        export(client, DB, tmp_path, "sft", ExportFilter(tenants=("beta",)))
+        doc = manifest(tmp_path)
+        assert doc["exports"]["jsonl"] == jsonl_before
+        assert doc["exports"]["sft"]["filters"]["tenants"] == ["beta"]
+        assert doc["exports"]["sft"]["files"][0]["rows"] == 0
+
+    def test_a_version_1_manifest_is_kept_as_an_entry(self, client: Client, tmp_path: Path) -> None:
+        """A manifest written before (one export at the top level) becomes that format's entry."""
+        old = {"format": "dpo", "files": [{"path": "dpo.jsonl", "rows": 3, "sha256": "ab"}], "query_rows": 5}
+        (tmp_path / "manifest.json").write_text(json.dumps(old), encoding="utf-8")
+        export(client, DB, tmp_path, "sft", ExportFilter())
+        doc = manifest(tmp_path)
+        assert doc["exports"]["dpo"] == old and sorted(doc["exports"]) == ["dpo", "sft"]
+
+    @pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"some": "other file"}'])
+    def test_a_foreign_manifest_stops_the_export_before_any_file(
+        self, client: Client, tmp_path: Path, content: str
+    ) -> None:
+        """A manifest.json lookout did not write is an error naming the file; nothing in DIR changes."""
+        (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
+        with pytest.raises(LookoutError, match="is not a lookout export manifest; move it away"):
+            export(client, DB, tmp_path, "sft", ExportFilter())
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+    def test_a_planted_manifest_link_is_not_followed(self, client: Client, tmp_path: Path) -> None:
+        """A symlink at manifest.json is neither read nor written through: the export stops, the target is intact."""
+        victim = tmp_path / "victim.json"
+        victim.write_text('{"format": "jsonl", "files": []}', encoding="utf-8")
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "manifest.json").symlink_to(victim)
+        with pytest.raises(LookoutError, match=r"cannot read .*manifest\.json"):
+            export(client, DB, out, "sft", ExportFilter())
+        assert victim.read_text(encoding="utf-8") == '{"format": "jsonl", "files": []}'
 
     def test_failure_leaves_no_partial_file(
         self, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -382,9 +466,33 @@ class TestExportCommand:
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.strip().splitlines()[-1] == (
-            f"5 rows to {out}: dpo.jsonl (3); skipped: no_corrected_response 1, no_preference 1"
+            f"wrote dpo.jsonl (3 rows) to {out}; 5 records matched, 2 skipped (no_corrected_response 1, "
+            "no_preference 1)"
         )
-        assert manifest(out)["filters"]["label_state"] == "all"
+        assert manifest(out)["exports"]["dpo"]["filters"]["label_state"] == "all"
+
+    def test_sft_history_option_reaches_the_rows_and_is_refused_for_other_formats(
+        self, data_dir: Path, tmp_path: Path
+    ) -> None:
+        """--sft-history context writes prompt-completion rows; with --format dpo it is a one-line error."""
+        env = {"LOOKOUT_CLICKHOUSE__DSN": f"chdb://{data_dir}", "PATH": "/usr/bin:/bin"}
+        out = tmp_path / "out"
+        base = [sys.executable, "-m", "agent", "export", "--out", str(out), "--tenant", "beta", "--sft-history"]
+        proc = subprocess.run(
+            [*base, "context", "--format", "sft"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"wrote sft.jsonl (0 rows) to {out}; 1 record matched, 1 skipped (no_corrected_response 1)"
+        )
+        assert manifest(out)["exports"]["sft"]["options"] == {"sft_history": "context"}
+        refused = subprocess.run(
+            [*base, "none", "--format", "dpo"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "lookout: error: --sft-history applies to --format sft only, not dpo"
+        ]
 
     def test_bad_time_is_one_line_and_exit_1(self, data_dir: Path, tmp_path: Path) -> None:
         """An invalid --since prints lookout: error: ... and exits 1."""
