@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,20 +72,40 @@ def start_web(settings: Settings, health: Health, routers: Sequence[APIRouter] =
     return server
 
 
-def drift_step(settings: Settings, client: Client, scorer: Scorer) -> DriftStep | None:
-    """The drift step the settings ask for (None when ``drift.enabled`` is false)."""
+def drift_step(
+    settings: Settings,
+    client: Client,
+    scorer: Scorer,
+    lost_partitions: Callable[[], Collection[tuple[str, int]]] | None = None,
+) -> DriftStep | None:
+    """The drift step the settings ask for (None when ``drift.enabled`` is false).
+
+    With ``drift.restore``, streams are rebuilt from storage when first seen, and again when seen after
+    ``lost_partitions`` (the source's) reported one of their partitions gone.
+    """
     d = settings.drift
     if not d.enabled:
         return None
     from agent.drift import DriftMonitor, DriftSink, DriftStep, load_pinned
+    from agent.drift_state import ReferenceSink, StateReader
 
     pinned = {}
     if d.reference_file is not None:
         if scorer.encoder is None:
             raise ConfigError("drift.reference_file needs the encoder")
         pinned = load_pinned(d.reference_file, d.fields, scorer.encoder)
-    monitor = DriftMonitor(d, available=[det.name for det in scorer.detectors], pinned=pinned)
-    return DriftStep(monitor, DriftSink(client, settings.clickhouse.database))
+    db = settings.clickhouse.database
+    encoder = scorer.encoder.name if scorer.encoder is not None else None
+    reader = StateReader(client, db, d, encoder) if d.restore else None
+    monitor = DriftMonitor(
+        d,
+        available=[det.name for det in scorer.detectors],
+        pinned=pinned,
+        reader=reader,
+        redelivered=settings.batch.max_records,
+    )
+    references = ReferenceSink(client, db, d.reference_size, encoder) if d.restore else None
+    return DriftStep(monitor, DriftSink(client, db), references, lost_partitions if d.restore else None)
 
 
 def embedding_sink(settings: Settings, client: Client, scorer: Scorer) -> EmbeddingSink | None:
@@ -174,7 +194,7 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         RedactStep(redactor) if redactor is not None else None,
         shed,
         ScoreStep(scorer, shed.observe_inference if shed is not None else None),
-        drift_step(settings, client, scorer),
+        drift_step(settings, client, scorer, source.lost_partitions),
         judge,
         StoreStep(RecordSink(client, db, names), dead_letter_sinks, redactor, embedding_sink(settings, client, scorer)),
         RouteStep(route_sinks),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,16 +23,26 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from agent.config_integrations import (
+    AlertSettings,
+    AlertSeverity,
+    ContactPointSettings,
+    GrafanaSettings,
+    LabelStudioSettings,
+    NotifySettings,
+    Section,
+)
 from agent.errors import ConfigError
+
+__all__ = [
+    "AlertSettings", "AlertSeverity", "ContactPointSettings", "GrafanaSettings", "LabelStudioSettings",
+    "NotifySettings", "Settings", "load_settings",
+]  # fmt: skip
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("lookout_config_file", default=None)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Where records come from and where bad ones go."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -84,7 +94,7 @@ class KafkaSettings(_Section):
         return self
 
 
-class ClickHouseSettings(_Section):
+class ClickHouseSettings(Section):
     """Where scored records are stored."""
 
     dsn: str = "chdb://./lookout-data"
@@ -109,7 +119,7 @@ class ClickHouseSettings(_Section):
     """Cluster for ``ON CLUSTER`` DDL (Replicated*MergeTree behind Distributed tables); None: one server or chDB."""
 
 
-class BatchSettings(_Section):
+class BatchSettings(Section):
     """How records are grouped for scoring and writing."""
 
     max_records: int = Field(default=256, ge=1, le=100_000)
@@ -118,14 +128,14 @@ class BatchSettings(_Section):
     """Longest a poll waits for records before the agent checks its idle and stop conditions."""
 
 
-class LimitsSettings(_Section):
+class LimitsSettings(Section):
     """Input limits; a record over any of them is a decode failure sent to the DLQ."""
 
     max_record_bytes: int = Field(default=1_048_576, ge=1_024)
     """Largest accepted message value in bytes (1 MiB)."""
 
 
-class EncoderSettings(_Section):
+class EncoderSettings(Section):
     """The sentence encoder shared by every embedding detector."""
 
     model_path: Path | None = None
@@ -154,7 +164,7 @@ class EncoderSettings(_Section):
         return self
 
 
-class DetectorSettings(_Section):
+class DetectorSettings(Section):
     """Which detectors run, and where they flag."""
 
     enabled: tuple[str, ...] = (
@@ -181,7 +191,7 @@ class DetectorSettings(_Section):
         return self
 
 
-class DriftSettings(_Section):
+class DriftSettings(Section):
     """Embedding and score drift per stream (tenant, model, route), in tumbling windows."""
 
     enabled: bool = True
@@ -211,7 +221,9 @@ class DriftSettings(_Section):
     alpha: float = Field(0.01, gt=0, lt=1)
     """Significance level of the drift tests (score threshold is ``-log10(alpha)``)."""
     max_streams: int = Field(1000, ge=1)
-    """Streams tracked at once; the least recently seen is forgotten beyond this."""
+    """Streams tracked at once; the least recently seen is forgotten beyond this (and rebuilt when seen again)."""
+    restore: bool = True
+    """Keep ready references in ``drift_references``; rebuild streams seen first (restart, rebalance) from storage."""
     novelty: bool = True
     """Score each prompt's distance to its stream's prompt reference (``novelty`` column, ``novel`` flag)."""
     novelty_percentile: float = Field(99.0, gt=50, lt=100)
@@ -238,7 +250,7 @@ class DriftSettings(_Section):
         return self
 
 
-class EmbeddingStoreSettings(_Section):
+class EmbeddingStoreSettings(Section):
     """Per-record embeddings kept in ``record_embeddings`` (Int8), for drift reports and re-scoring."""
 
     store: bool = True
@@ -247,7 +259,7 @@ class EmbeddingStoreSettings(_Section):
     """Text fields whose embeddings are stored (the scorer embeds them if no detector needs them)."""
 
 
-class EvalSettings(_Section):
+class EvalSettings(Section):
     """Batch evaluation over stored records: ``lookout evaluate ragas``, ``report drift`` and ``rescore``."""
 
     llm_base_url: str | None = None
@@ -266,7 +278,7 @@ class EvalSettings(_Section):
     """Questions ragas generates per response for answer relevancy (one LLM call each)."""
 
 
-class SheddingSettings(_Section):
+class SheddingSettings(Section):
     """Load shedding: under lag or slow inference, sample the expensive signals; cheap detectors stay at 100 %."""
 
     enabled: bool = True
@@ -298,7 +310,7 @@ class SheddingSettings(_Section):
         return self
 
 
-class JudgeSettings(_Section):
+class JudgeSettings(Section):
     """Optional LLM judge: ragas Faithfulness on flagged or sampled records with context (``hallucination_judge``)."""
 
     enabled: bool = False
@@ -321,14 +333,14 @@ class JudgeSettings(_Section):
     """Per-record timeout; a record that times out keeps a NULL judgement."""
 
 
-class CostSettings(_Section):
+class CostSettings(Section):
     """Price table for cost at ingest."""
 
     price_table: Path | None = None
     """YAML file of USD per 1M input/output tokens per model, merged over the bundled table."""
 
 
-class LogSettings(_Section):
+class LogSettings(Section):
     """Structured logging."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -337,7 +349,7 @@ class LogSettings(_Section):
     """``console`` for people, ``json`` for log shippers."""
 
 
-class ReviewSettings(_Section):
+class ReviewSettings(Section):
     """Human review: routing rules, the review topic, claims, and the annotator UI."""
 
     enabled: bool = True
@@ -362,7 +374,7 @@ class ReviewSettings(_Section):
         return self.topic or f"{source_topic}.review"
 
 
-class RedactSettings(_Section):
+class RedactSettings(Section):
     """PII redaction, right after decode: no sink, review item, export or DLQ copy sees the raw text."""
 
     enabled: bool = True
@@ -402,7 +414,7 @@ class RedactSettings(_Section):
         return self
 
 
-class FeedbackSettings(_Section):
+class FeedbackSettings(Section):
     """User feedback events (thumbs, reports, ratings) from a second topic, joined to records at query time."""
 
     enabled: bool = False
@@ -425,80 +437,13 @@ class FeedbackSettings(_Section):
         return self.dlq_topic or f"{self.feedback_topic(source_topic)}.dlq"
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """The agent's own HTTP endpoint: Prometheus ``/metrics``, ``/healthz`` and ``/readyz``."""
 
     host: str = "127.0.0.1"
     """Interface the metrics and probe endpoint listens on (``0.0.0.0`` inside a pod)."""
     port: int = Field(default=9464, ge=0, le=65535)
     """Port of ``/metrics``, ``/healthz`` and ``/readyz``; 0 disables the endpoint."""
-
-
-class AlertSettings(_Section):
-    """Thresholds of the Grafana alert rules (``lookout dashboards build``) and the cost budget."""
-
-    toxicity_rate_pct: float = Field(default=5.0, gt=0, le=100)
-    """Alert when more than this percentage of responses is flagged toxic over ``toxicity_window_minutes``."""
-    toxicity_window_minutes: int = Field(default=10, ge=1)
-    """Window (and pending time) of the toxicity-rate alert."""
-    hallucination_spike_ratio: float = Field(default=2.0, gt=1)
-    """Alert when the last hour's hallucination flag rate is this many times the same hour of the previous day."""
-    hallucination_min_records: int = Field(default=50, ge=1)
-    """Records needed in the last hour before the hallucination spike alert may fire."""
-    drift_lookback_minutes: int = Field(default=60, ge=1)
-    """Alert on any drift window that ended this recently and drifted."""
-    consumer_lag_records: int = Field(default=10_000, ge=1)
-    """Alert when the summed consumer lag of a topic stays above this many records for 10 minutes."""
-    dlq_rate_pct: float = Field(default=1.0, gt=0, le=100)
-    """Alert when more than this percentage of consumed records is dead-lettered over 10 minutes."""
-    review_sla_minutes: int = Field(default=240, ge=1)
-    """Oldest unlabeled review item age allowed per queue; older fires the review-backlog alert."""
-    cost_budget_usd_per_day: float = Field(default=100.0, gt=0)
-    """Daily LLM spend budget (USD) per tenant; the cost dashboard draws it and the burn-rate alert uses it."""
-    repetition_rate_pct: float = Field(default=5.0, gt=0, le=100)
-    """Alert when more than this percentage of a model's responses is flagged repetition or near_duplicate (15 min)."""
-    negative_tone_rate_pct: float = Field(default=10.0, gt=0, le=100)
-    """Alert when more than this percentage of a model's responses is flagged negative ``tone`` (30 min)."""
-    novelty_rate_pct: float = Field(default=5.0, gt=0, le=100)
-    """Alert when more than this percentage of a stream's prompts is ``novel`` over 30 min (expected: about 1%)."""
-    thumbs_down_rate_pct: float = Field(default=20.0, gt=0, le=100)
-    """Alert when more than this percentage of thumbs feedback is thumbs-down over ``feedback_window_minutes``."""
-    feedback_window_minutes: int = Field(default=60, ge=1)
-    """Window of the thumbs-down-rate alert."""
-    feedback_min_events: int = Field(default=20, ge=1)
-    """Thumbs events needed in the window before the thumbs-down-rate alert may fire."""
-
-
-class GrafanaSettings(_Section):
-    """Where ``lookout dashboards`` points Grafana's data sources, and the folder it files them in."""
-
-    folder: str = "lookout"
-    """Grafana folder (title; the uid is derived from it) for dashboards and alert rules."""
-    clickhouse_host: str = "clickhouse"
-    """ClickHouse server host as Grafana's ClickHouse data source reaches it."""
-    clickhouse_port: int = Field(default=9000, ge=1, le=65535)
-    """ClickHouse port for the data source (9000 native, 8123 HTTP)."""
-    clickhouse_protocol: Literal["native", "http"] = "native"
-    """Protocol of Grafana's ClickHouse data source."""
-    clickhouse_username: str = "default"
-    """ClickHouse user of the data source (give it read-only rights)."""
-    clickhouse_password: SecretStr | None = None
-    """Its password; provisioning files reference ``$LOOKOUT_GRAFANA__CLICKHOUSE_PASSWORD`` instead."""
-    prometheus_url: str = "http://prometheus:9090"
-    """Prometheus that scrapes the agents' ``/metrics``, as Grafana reaches it."""
-
-
-class LabelStudioSettings(_Section):
-    """Label Studio for ``lookout review push-labelstudio`` / ``pull-labelstudio`` (their flags override these)."""
-
-    url: str = "http://127.0.0.1:8080"
-    """Label Studio base URL."""
-    token: SecretStr | None = None
-    """API token: legacy (needs ``LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true``) or a personal access token."""
-    project: str = "lookout"
-    """Project title that push creates or updates and pull reads."""
-    timeout_s: float = Field(default=60.0, gt=0)
-    """Per-request timeout in seconds."""
 
 
 class Settings(BaseSettings):
@@ -525,6 +470,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    notify: NotifySettings = NotifySettings()
     review: ReviewSettings = ReviewSettings()
     redact: RedactSettings = RedactSettings()
     feedback: FeedbackSettings = FeedbackSettings()

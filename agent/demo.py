@@ -14,40 +14,64 @@ from agent.app import build_agent
 from agent.broker import Broker
 from agent.config import Settings
 from agent.display import shown
-from agent.drift import SIGNAL_FLAGS
+from agent.drift import NOVELTY, SIGNAL_FLAGS
 from agent.errors import ConfigError
-from agent.replay import replay
+from agent.replay import produce, read_lines, tenant_key
 from agent.storage.client import chdb_path, connect, mask_dsn
+from agent.storage.runs import RunCounters
 
 DEMO_TOPIC = "lookout-demo"
 DEMO_PARTITIONS = 3
 IDLE_EXIT_S = 3.0
+DRIFT_REFERENCE = 60
+"""Records of ``demo_drift.jsonl``'s one stream replayed with the sample: they fill its drift reference."""
+DEMO_DRIFT = {"reference_size": DRIFT_REFERENCE, "window_size": 30, "restore": False}
+"""A reference of 60 records and windows of 30 (defaults 1,000 and 200), so the demo's one long stream is tested:
+its next 30 records are a window like its reference, its last 30 (red-team chat on a RAG route) one that drifts.
+No restore: a rerun scores every record as the first run did (a restored reference would score the reference's
+own records for novelty)."""
 
 
 def run_demo(settings: Settings, console: Console, fresh: bool = False) -> dict[str, Any]:
     """Run the whole demo; returns the stats it printed. ``fresh`` drops the stored data first."""
     if fresh:
         clear_embedded(settings)
-    sample = resources.files("agent").joinpath("data", "demo_sample.jsonl")
-    with Broker() as broker, resources.as_file(sample) as sample_path:
+    data = resources.files("agent").joinpath("data")
+    with (
+        Broker() as broker,
+        resources.as_file(data.joinpath("demo_sample.jsonl")) as sample,
+        resources.as_file(data.joinpath("demo_drift.jsonl")) as drift,
+    ):
         console.print(f"[bold]1/3[/] bundled Kafka broker (tansu) on {broker.bootstrap}")
-        produced = replay(str(sample_path), DEMO_TOPIC, broker.bootstrap, partitions=DEMO_PARTITIONS)
+        shifted = read_lines(str(drift))
+        # keyed by tenant, each stream stays on one partition, in order: the same scores on every run
+        first = read_lines(str(sample)) + shifted[:DRIFT_REFERENCE]
+        later = shifted[DRIFT_REFERENCE:]
+        produced = produce(first, DEMO_TOPIC, broker.bootstrap, partitions=DEMO_PARTITIONS, key=tenant_key)
         demo = settings.with_overrides(
             kafka={
                 "bootstrap_servers": broker.bootstrap, "topic": DEMO_TOPIC, "group_id": "lookout-demo",
                 "session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_000,
-            }
+            },
+            drift=DEMO_DRIFT,
         )  # fmt: skip
         console.print(
-            f"[bold]2/3[/] scoring {produced} messages into {mask_dsn(demo.clickhouse.dsn)} "
-            f"(detectors: {', '.join(demo.detectors.enabled)})"
+            f"[bold]2/3[/] scoring {produced} messages, then {len(later)} more of one stream, into "
+            f"{mask_dsn(demo.clickhouse.dsn)} (detectors: {', '.join(demo.detectors.enabled)})"
         )
         running = build_agent(demo)
         earlier = stats.runs(running.client, demo.clickhouse.database)
         running.agent.install_signal_handlers()
         with Progress(TextColumn("agent"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
-            task = bar.add_task("agent", total=produced)
-            running.agent.on_batch = lambda c: bar.update(task, completed=c.consumed)
+            task = bar.add_task("agent", total=produced + len(later))
+            pending = [later]
+
+            def on_batch(c: RunCounters) -> None:
+                bar.update(task, completed=c.consumed)
+                if pending and c.consumed >= produced:  # the reference is full before the rest arrives
+                    produce(pending.pop(), DEMO_TOPIC, broker.bootstrap, show_progress=False, key=tenant_key)
+
+            running.agent.on_batch = on_batch
             counters = running.agent.run(exit_when_idle=IDLE_EXIT_S)
         summary = stats.collect(running.client, demo.clickhouse.database)
         running.client.close()
@@ -104,11 +128,16 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         console.print(shown(f"review queues: {line}"))
     drift = summary.get("drift")
     if drift:
-        console.print(
-            f"drift: {drift['windows']} windows tested, {drift['drifted']} drifted "
-            f"({drift['streams_drifted']} streams); a stream is tested once its reference "
-            "(drift.reference_size records) is full"
+        where = "; ".join(
+            f"{d['tenant']}/{d['model']}/{d['route']}: {', '.join(d['signals'])}"
+            for d in drift.get("drifted_streams", [])
         )
+        novel = summary["detectors"].get(NOVELTY, {}).get("flagged", 0)
+        line = f"drift: {drift['windows']} windows tested, {drift['drifted']} drifted"
+        line += f" ({where}); {novel} novel prompts" if where else f"; {novel} novel prompts"
+        if not drift["windows"]:
+            line += "; a stream is tested once its reference (drift.reference_size records) is full"
+        console.print(shown(line))
     top = Table(title=f"{len(summary['most_flagged'])} most flagged")
     top.add_column("id", no_wrap=True, min_width=8)
     top.add_column("flagged by (score)", no_wrap=True)

@@ -49,6 +49,13 @@ RECORDS_SHED = "lookout_records_shed_total"
 """Records whose expensive signal was skipped by load shedding, per ``signal`` (detector name or ``drift``)."""
 ENCODER_CACHE = "lookout_encoder_cache_total"
 """Texts looked up in the cross-batch embedding cache, per ``result`` (``hit``, ``miss``)."""
+DRIFT_STREAMS_RESTORED = "lookout_drift_streams_restored_total"
+"""Streams the drift step rebuilt from storage on first sight (after a restart or a rebalance), per ``state``:
+``ready`` (every reference read back), ``filling`` (a reference still filling), ``empty`` (nothing stored)."""
+DRIFT_RESTORE_DURATION = "lookout_drift_restore_seconds"
+"""Time to read and rebuild one batch's newly seen streams."""
+DRIFT_RESTORE_FAILURES = "lookout_drift_restore_failures_total"
+"""Reads of stored drift state that failed (those streams skip the batch and are tried again)."""
 READY = "lookout_ready"
 """1 while ``/readyz`` answers ready, else 0."""
 STORAGE_UP = "lookout_storage_up"
@@ -84,6 +91,11 @@ feedback_missed = Counter(FEEDBACK_MISSED, "Records enqueued in the missed revie
 shedding = Gauge(SHEDDING, "1 while load shedding is on.")
 records_shed = Counter(RECORDS_SHED, "Records whose expensive signal was shed.", ["signal"])
 encoder_cache = Counter(ENCODER_CACHE, "Embedding cache lookups.", ["result"])
+drift_streams_restored = Counter(DRIFT_STREAMS_RESTORED, "Drift streams rebuilt from storage.", ["state"])
+drift_restore_duration = Histogram(
+    DRIFT_RESTORE_DURATION, "Seconds to rebuild newly seen drift streams.", buckets=_LATENCY_BUCKETS
+)
+drift_restore_failures = Counter(DRIFT_RESTORE_FAILURES, "Failed reads of stored drift state.")
 ready = Gauge(READY, "1 while the agent is ready.")
 storage_up = Gauge(STORAGE_UP, "1 while ClickHouse writes succeed, 0 while they fail.")
 judge_records = Counter(JUDGE_RECORDS, "Records sent to the LLM judge.", ["outcome"])

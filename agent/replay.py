@@ -6,7 +6,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +37,28 @@ def message_key(line: bytes) -> bytes:
     return hashlib.sha256(line).hexdigest()[:32].encode()
 
 
+def tenant_key(line: bytes) -> bytes:
+    """The record's ``tenant`` (a stream stays on one partition, in order), else :func:`message_key`."""
+    try:
+        obj = json.loads(line)
+        if isinstance(obj, dict) and isinstance(obj.get("tenant"), str):
+            return str(obj["tenant"]).encode("utf-8")
+    except (ValueError, RecursionError):
+        pass
+    return message_key(line)
+
+
+def read_lines(path: str) -> list[bytes]:
+    """The non-blank lines of ``path`` (``-`` = stdin), without line endings."""
+    if path == "-":
+        return list(_lines(sys.stdin.buffer))
+    try:
+        with Path(path).open("rb") as f:
+            return list(_lines(f))
+    except OSError as exc:
+        raise LookoutError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def replay(
     path: str,
     topic: str,
@@ -46,20 +68,25 @@ def replay(
     show_progress: bool = True,
 ) -> int:
     """Produce every non-blank line of ``path`` (``-`` = stdin); returns how many were acknowledged."""
+    if rate is not None and rate <= 0:
+        raise LookoutError("--rate must be positive")
+    return produce(read_lines(path), topic, bootstrap, rate, partitions, show_progress)
+
+
+def produce(
+    lines: Sequence[bytes],
+    topic: str,
+    bootstrap: str,
+    rate: float | None = None,
+    partitions: int = 3,
+    show_progress: bool = True,
+    key: Callable[[bytes], bytes] = message_key,
+) -> int:
+    """Produce ``lines`` in order, each keyed by ``key``; returns how many were acknowledged."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    if rate is not None and rate <= 0:
-        raise LookoutError("--rate must be positive")
     ensure_topic(bootstrap, topic, partitions)
-    if path == "-":
-        lines = list(_lines(sys.stdin.buffer))
-    else:
-        try:
-            with Path(path).open("rb") as f:
-                lines = list(_lines(f))
-        except OSError as exc:
-            raise LookoutError(f"cannot read {path}: {exc.strerror}") from None
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10, client_id="lookout-replay")
     except KafkaError as exc:
@@ -78,7 +105,7 @@ def replay(
                 delay = start + i * interval - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            futures.append(producer.send(topic, value=line, key=message_key(line)))
+            futures.append(producer.send(topic, value=line, key=key(line)))
             progress.advance(task)
         producer.flush(timeout=60)
     try:

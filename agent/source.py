@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -118,6 +118,36 @@ def unreachable(settings: KafkaSettings, exc: BaseException) -> BrokerError:
     )
 
 
+class PartitionMoves:
+    """Partitions that left this consumer: revoked by a rebalance and not assigned back by the same rebalance.
+
+    State built from a partition's records (the drift step's streams) is current while the partition stays here;
+    once it has left, another consumer may have read on from it, even if a later rebalance brings it back.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: set[TopicPartitionKey] = set()
+        self._lost: set[TopicPartitionKey] = set()
+
+    def revoked(self, partitions: Iterable[TopicPartitionKey]) -> None:
+        """A rebalance took these partitions (they may come straight back)."""
+        with self._lock:
+            self._revoked |= set(partitions)
+
+    def assigned(self, partitions: Iterable[TopicPartitionKey]) -> None:
+        """The rebalance ended with these partitions here; the revoked ones not among them have left."""
+        with self._lock:
+            self._lost |= self._revoked - set(partitions)
+            self._revoked = set()
+
+    def take_lost(self) -> frozenset[TopicPartitionKey]:
+        """Partitions that left since the last call."""
+        with self._lock:
+            lost, self._lost = frozenset(self._lost), set()
+        return lost
+
+
 class KafkaSource:
     """Group consumer on the records topic (and ``extra_topics``, e.g. feedback). Parameters public, state private."""
 
@@ -129,6 +159,7 @@ class KafkaSource:
         self.max_records = max_records
         self.extra_topics = tuple(extra_topics)
         self._assigned_at: float | None = None
+        self._moves = PartitionMoves()
         self._lag_updated = 0.0
         self._lock = threading.Lock()
         source = self
@@ -137,11 +168,13 @@ class KafkaSource:
             def on_partitions_revoked(self, revoked: Any) -> None:
                 if not revoked:
                     return
+                source._moves.revoked((tp.topic, tp.partition) for tp in revoked)
                 log.info("partitions revoked", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in revoked))
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 with source._lock:
                     source._assigned_at = time.monotonic()
+                source._moves.assigned((tp.topic, tp.partition) for tp in assigned)
                 log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
 
         try:
@@ -258,6 +291,10 @@ class KafkaSource:
         """Monotonic time of the latest assignment callback."""
         with self._lock:
             return self._assigned_at
+
+    def lost_partitions(self) -> frozenset[TopicPartitionKey]:
+        """Partitions a rebalance took away since the last call (see :class:`PartitionMoves`)."""
+        return self._moves.take_lost()
 
     def lag(self) -> dict[TopicPartitionKey, int]:
         """Per assigned partition: highwater minus position (``end_offsets`` under-reports on tansu)."""

@@ -62,6 +62,10 @@ def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
         f"SELECT count(), countIf(drifted = 1), uniqExactIf((stream, tenant, model, route), drifted = 1) "
         f"FROM {db}.v_drift_windows"
     ).result_rows[0]
+    drifted = client.query(
+        f"SELECT tenant, model, route, arraySort(groupUniqArray(stream)) FROM {db}.v_drift_windows "
+        "WHERE drifted = 1 GROUP BY tenant, model, route ORDER BY tenant, model, route"
+    ).result_rows
     return {
         "samples": int(samples),
         "dead_letters": int(dlq),
@@ -76,7 +80,13 @@ def collect(client: Client, db: str, top: int = 5) -> dict[str, Any]:
         ],
         "detectors": detector_stats,
         "review_queues": {str(q): {"items": int(n), "labeled": int(done)} for q, n, done in queues},
-        "drift": {"windows": int(drift[0]), "drifted": int(drift[1]), "streams_drifted": int(drift[2])},
+        "drift": {
+            "windows": int(drift[0]), "drifted": int(drift[1]), "streams_drifted": int(drift[2]),
+            "drifted_streams": [
+                {"tenant": t, "model": m, "route": r, "signals": [str(x) for x in signals]}
+                for t, m, r, signals in drifted
+            ],
+        },
         "most_flagged": [
             {
                 "id": r[0], "model": r[1], "tenant": r[2], "flags": list(r[3]),

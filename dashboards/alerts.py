@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent import metrics as m
-from agent.config import AlertSettings
+from agent.config import AlertSettings, NotifySettings
 from dashboards.common import CLICKHOUSE, CLICKHOUSE_PLUGIN_VERSION, PROMETHEUS
 
 GROUP = "lookout"
@@ -51,15 +51,19 @@ class AlertRule:
     """How long the condition must hold before firing (Grafana ``for``)."""
     severity: Literal["warning", "critical"]
     """``severity`` label for routing."""
+    team: str
+    """``team`` label for routing (``notify.quality_team`` or ``notify.platform_team``)."""
     summary: str
     """One line, templated with the instance's labels and value."""
     runbook: str
     """What to do."""
 
 
-def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
-    """Every lookout alert rule."""
+def rules(alerts: AlertSettings, database: str, notify: NotifySettings | None = None) -> list[AlertRule]:
+    """Every lookout alert rule, labelled with its ``severity`` and owning ``team``."""
     db = database
+    teams = notify or NotifySettings()
+    quality, platform = teams.quality_team, teams.platform_team
     return [
         AlertRule(
             uid="lookout-toxicity-rate",
@@ -75,6 +79,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=300,
             pending=f"{alerts.toxicity_window_minutes}m",
             severity="critical",
+            team=quality,
             summary=(
                 "{{ $labels.model }}: {{ $values.A }}% of responses flagged toxic, above "
                 f"{alerts.toxicity_rate_pct}% for {alerts.toxicity_window_minutes} min"
@@ -105,6 +110,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=25 * 3600,
             pending="15m",
             severity="warning",
+            team=quality,
             summary=(
                 "{{ $labels.model }}: hallucination flag rate in the last hour is {{ $values.A }}x the same hour "
                 "yesterday"
@@ -129,6 +135,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=alerts.drift_lookback_minutes * 60,
             pending="0s",
             severity="warning",
+            team=quality,
             summary="{{ $labels.kind }} stream {{ $labels.stream }} drifted past its threshold",
             runbook=(
                 "Open the Drift dashboard for the stream: see when the score crossed the threshold and which score "
@@ -136,7 +143,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
                 "reference window. Otherwise look for an upstream change (prompt template, model version, retriever)."
             ),
         ),
-        *_signal_rules(alerts, db),
+        *_signal_rules(alerts, db, quality),
         AlertRule(
             uid="lookout-consumer-lag",
             title="Consumer lag high",
@@ -148,6 +155,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=600,
             pending="10m",
             severity="warning",
+            team=platform,
             summary="{{ $labels.topic }}: consumers are {{ $values.A }} records behind",
             runbook=(
                 "Check the Agent health dashboard: if throughput fell, look at batch latency, model inference time "
@@ -169,6 +177,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=600,
             pending="5m",
             severity="warning",
+            team=platform,
             summary="{{ $labels.topic }}: {{ $values.A }}% of consumed records went to the dead-letter topic",
             runbook=(
                 "Read 'Top dead-letter reasons' on the Agent health dashboard (or the lookout.reason header on the "
@@ -190,6 +199,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=600,
             pending="0s",
             severity="warning",
+            team=quality,
             summary=(
                 "review queue {{ $labels.queue }}: oldest unlabeled item waited {{ $values.A }} min "
                 f"(SLA {alerts.review_sla_minutes} min)"
@@ -215,6 +225,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=alerts.feedback_window_minutes * 60,
             pending="5m",
             severity="warning",
+            team=quality,
             summary=(
                 "{{ $labels.model }}: {{ $values.A }}% of thumbs feedback is thumbs-down, above "
                 f"{alerts.thumbs_down_rate_pct}% over {alerts.feedback_window_minutes} min"
@@ -240,6 +251,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
             range_s=3600,
             pending="15m",
             severity="warning",
+            team=quality,
             summary=(
                 "tenant {{ $labels.tenant }} spends at {{ $values.A }} USD/day, over the "
                 f"{alerts.cost_budget_usd_per_day} USD/day budget"
@@ -253,7 +265,7 @@ def rules(alerts: AlertSettings, database: str) -> list[AlertRule]:
     ]
 
 
-def _signal_rules(alerts: AlertSettings, db: str) -> list[AlertRule]:
+def _signal_rules(alerts: AlertSettings, db: str, quality: str) -> list[AlertRule]:
     """Repetition, negative tone and novel prompts: flag rates above ``alerts.*`` thresholds."""
     return [
         AlertRule(
@@ -271,6 +283,7 @@ def _signal_rules(alerts: AlertSettings, db: str) -> list[AlertRule]:
             range_s=900,
             pending="5m",
             severity="warning",
+            team=quality,
             summary=(
                 "{{ $labels.model }}: {{ $values.A }}% of responses loop or repeat an answer given to other prompts "
                 f"(above {alerts.repetition_rate_pct}%)"
@@ -297,6 +310,7 @@ def _signal_rules(alerts: AlertSettings, db: str) -> list[AlertRule]:
             range_s=1800,
             pending="10m",
             severity="warning",
+            team=quality,
             summary=(
                 "{{ $labels.model }}: {{ $values.A }}% of responses read negative in tone "
                 f"(above {alerts.negative_tone_rate_pct}%)"
@@ -323,6 +337,7 @@ def _signal_rules(alerts: AlertSettings, db: str) -> list[AlertRule]:
             range_s=1800,
             pending="10m",
             severity="warning",
+            team=quality,
             summary=(
                 "stream {{ $labels.tenant }}/{{ $labels.model }}/{{ $labels.route }}: {{ $values.A }}% of prompts "
                 f"are novel (above {alerts.novelty_rate_pct}%; about 1% is expected)"
@@ -386,7 +401,7 @@ def _common(rule: AlertRule) -> dict[str, Any]:
         "execErrState": "Error",
         "for": rule.pending,
         "annotations": {"summary": rule.summary, "description": rule.runbook, "runbook": rule.runbook},
-        "labels": {"severity": rule.severity, "service": "lookout"},
+        "labels": {"severity": rule.severity, "team": rule.team, "service": "lookout"},
         "isPaused": False,
     }
 

@@ -5,6 +5,9 @@ Drift is a property of a stream, not of a record. Each detector here follows Riv
 
 Memory is bounded: the reference is a reservoir sample of at most ``reference_size`` items drawn from the first
 ``reference_records`` of the stream (or a pinned set), and an open window holds at most ``window_size`` items.
+State can be rebuilt elsewhere: ``reference`` and ``reference_end_ms`` are what to keep of a ready reference,
+``restore_reference`` takes them back, and ``replay`` feeds stored observations without testing the windows
+they close (those were tested when the observations first arrived).
 
 Embedding method ``knn-ks`` (default): the reference is split in two halves, a bank and a calibration set. Each
 vector's distance to the reference is the mean cosine distance to its ``k`` nearest bank vectors; the calibration
@@ -138,6 +141,7 @@ class _Windowed:
         """Forget the reference and the open window."""
         self._pool = _Reservoir(self.reference_size, self.reference_records, self.seed)
         self._pinned = False
+        self._reference_end_ms: int | None = None
         self._items: list[Any] = []
         self._start_ms: int | None = None
         self._end_ms = 0
@@ -147,6 +151,21 @@ class _Windowed:
     def reference_ready(self) -> bool:
         """Whether the reference is complete and windows are being tested."""
         return self._pinned or self._pool.full
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the reference was pinned (given, not drawn from the stream)."""
+        return self._pinned
+
+    @property
+    def reference(self) -> list[Any]:
+        """The reference's items as kept (a copy, in reservoir order), ready or not."""
+        return list(self._pool.items)
+
+    @property
+    def reference_end_ms(self) -> int | None:
+        """Timestamp (epoch ms) of the last observation offered to the reference; None before the first."""
+        return self._reference_end_ms
 
     @property
     def dropped_windows(self) -> int:
@@ -161,12 +180,22 @@ class _Windowed:
         self._pool.items = list(items)
         self._pinned = True
 
+    def _restore(self, items: Sequence[Any], end_ms: int | None) -> None:
+        """Take back a ready reference kept earlier (its ``reference`` and ``reference_end_ms``); no open window."""
+        if len(items) < 2:
+            raise ValueError("a restored reference needs at least 2 items")
+        self.reset()
+        self._pool.items = list(items)
+        self._pool.offered = self._pool.limit
+        self._reference_end_ms = end_ms
+
     def _feed(self, items: Sequence[Any], ts_ms: Sequence[int]) -> list[tuple[list[Any], int, int]]:
         """Route items to the reference or the open window; return the windows that closed."""
         closed = []
         for item, ts in zip(items, ts_ms, strict=True):
             if not self.reference_ready:
                 self._pool.offer(item)
+                self._reference_end_ms = ts
                 continue
             expired = (
                 self._start_ms is not None
@@ -246,12 +275,17 @@ class EmbeddingDrift(_Windowed):
 
     def update(self, vectors: npt.ArrayLike, ts_ms: Sequence[int]) -> list[DriftResult]:
         """Feed vectors (rows, in stream order) with their timestamps; returns the windows that closed."""
-        matrix = np.asarray(vectors, dtype=np.float32)
-        if matrix.ndim != 2 or len(matrix) != len(ts_ms):
-            raise ValueError("vectors must be a 2-D array with one row per timestamp")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        unit = matrix / np.where(norms == 0, 1.0, norms)
+        unit = _unit_rows(vectors, len(ts_ms))
         return [self._test(np.stack(items), start, end) for items, start, end in self._feed(list(unit), ts_ms)]
+
+    def replay(self, vectors: npt.ArrayLike, ts_ms: Sequence[int]) -> None:
+        """Feed stored vectors as :meth:`update` does, without testing the windows they close."""
+        self._feed(list(_unit_rows(vectors, len(ts_ms))), ts_ms)
+
+    def restore_reference(self, vectors: npt.ArrayLike, end_ms: int | None) -> None:
+        """Use ``vectors`` (a kept ``reference``, rows in its order) as the ready reference; the window is empty."""
+        matrix = _unit_rows(vectors)
+        self._restore(list(matrix), end_ms)
 
     def _reference(self) -> npt.NDArray[np.float32]:
         if self._ref_matrix is None:
@@ -313,6 +347,17 @@ class EmbeddingDrift(_Windowed):
         )
 
 
+def _unit_rows(vectors: npt.ArrayLike, rows: int | None = None) -> npt.NDArray[np.float32]:
+    """``vectors`` as float32 unit rows (zero rows stay zero); ``rows``: the row count they must have."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError("vectors must be a 2-D array")
+    if rows is not None and len(matrix) != rows:
+        raise ValueError("vectors must be a 2-D array with one row per timestamp")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.where(norms == 0, 1.0, norms), dtype=np.float32)
+
+
 def _evidently_embedding(
     method: str, reference: npt.NDArray[np.float32], current: npt.NDArray[np.float32]
 ) -> tuple[float, bool, float]:
@@ -360,12 +405,25 @@ class ScoreDrift(_Windowed):
 
     def update(self, values: Sequence[float | None], ts_ms: Sequence[int]) -> list[DriftResult]:
         """Feed values with their timestamps (``None`` values are skipped); returns the windows that closed."""
-        kept = [(float(v), t) for v, t in zip(values, ts_ms, strict=True) if v is not None and math.isfinite(v)]
-        closed = self._feed([v for v, _ in kept], [t for _, t in kept])
+        closed = self._feed(*_finite(values, ts_ms))
         return [self._test(np.asarray(items, dtype=np.float64), start, end) for items, start, end in closed]
+
+    def replay(self, values: Sequence[float | None], ts_ms: Sequence[int]) -> None:
+        """Feed stored values as :meth:`update` does, without testing the windows they close."""
+        self._feed(*_finite(values, ts_ms))
+
+    def restore_reference(self, values: Sequence[float], end_ms: int | None) -> None:
+        """Use ``values`` (a kept ``reference``) as the ready reference; the window is empty."""
+        self._restore([float(v) for v in values], end_ms)
 
     def _test(self, window: npt.NDArray[np.float64], start: int, end: int) -> DriftResult:
         ref = np.asarray(self._pool.items, dtype=np.float64)
         p = ks_p_value(ref, window)
         score, threshold = p_score(p), p_score(self.alpha)
         return DriftResult(start, end, len(window), score, threshold, p, score > threshold, "ks", len(ref))
+
+
+def _finite(values: Sequence[float | None], ts_ms: Sequence[int]) -> tuple[list[float], list[int]]:
+    """The finite values and their timestamps (None and NaN are skipped)."""
+    kept = [(float(v), t) for v, t in zip(values, ts_ms, strict=True) if v is not None and math.isfinite(v)]
+    return [v for v, _ in kept], [t for _, t in kept]

@@ -10,7 +10,8 @@ twice may fairly get the same answer.
 Memory is bounded: ``2 * window * dim * 4`` bytes per stream (300 KB for 200 MiniLM pairs). Records are scored
 in order, each against the window as it was before it (records earlier in the same batch included), then
 added. Responses shorter than ``min_chars`` are neither scored (None) nor remembered: "Yes." or "Done." to
-different prompts is not a stuck model.
+different prompts is not a stuck model. ``remember`` refills the window from stored pairs without scoring them;
+``score`` scores without remembering (a record seen once already).
 """
 
 from __future__ import annotations
@@ -61,6 +62,27 @@ class NearDuplicates:
         self, prompts: npt.ArrayLike, responses: npt.ArrayLike, response_chars: Sequence[int]
     ) -> list[float | None]:
         """Score each record (unit-row embeddings, in stream order), then remember it; None when not scored."""
+        return self._each(prompts, responses, response_chars, score=True, remember=True)
+
+    def score(
+        self, prompts: npt.ArrayLike, responses: npt.ArrayLike, response_chars: Sequence[int]
+    ) -> list[float | None]:
+        """Score each record against the window as it is, remembering none (records seen once already)."""
+        return self._each(prompts, responses, response_chars, score=True, remember=False)
+
+    def remember(self, prompts: npt.ArrayLike, responses: npt.ArrayLike, response_chars: Sequence[int]) -> None:
+        """Remember records without scoring them (a window rebuilt from stored pairs, in stream order)."""
+        self._each(prompts, responses, response_chars, score=False, remember=True)
+
+    def _each(
+        self,
+        prompts: npt.ArrayLike,
+        responses: npt.ArrayLike,
+        response_chars: Sequence[int],
+        *,
+        score: bool,
+        remember: bool,
+    ) -> list[float | None]:
         p = np.asarray(prompts, dtype=np.float32)
         r = np.asarray(responses, dtype=np.float32)
         if p.shape != r.shape or p.ndim != 2 or len(p) != len(response_chars):
@@ -70,8 +92,9 @@ class NearDuplicates:
             if chars < self.min_chars:
                 out.append(None)
                 continue
-            out.append(self._score(p[i], r[i]))
-            self._remember(p[i], r[i])
+            out.append(self._score(p[i], r[i]) if score else None)
+            if remember:
+                self._remember(p[i], r[i])
         return out
 
     def _score(self, prompt: npt.NDArray[np.float32], response: npt.NDArray[np.float32]) -> float | None:

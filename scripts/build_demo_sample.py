@@ -1,4 +1,4 @@
-"""Build agent/data/demo_sample.jsonl and DEMO_SAMPLE_ATTRIBUTION.md for lookout.
+"""Build agent/data/demo_sample.jsonl, demo_drift.jsonl and DEMO_SAMPLE_ATTRIBUTION.md for lookout.
 
 Source: MIT-licensed HH-RLHF + HaluEval QA, read from the datasets folder given as ``--data``. Stdlib only::
 
@@ -26,6 +26,7 @@ QA_DIR = Path("hallucination") / "halueval_qa"
 """HaluEval QA, relative to the datasets folder."""
 OUT_DIR = Path(__file__).resolve().parent.parent / "agent" / "data"
 SAMPLE_PATH = OUT_DIR / "demo_sample.jsonl"
+DRIFT_PATH = OUT_DIR / "demo_drift.jsonl"
 ATTRIBUTION_PATH = OUT_DIR / "DEMO_SAMPLE_ATTRIBUTION.md"
 
 N_HH = 320
@@ -37,6 +38,14 @@ MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku", "llama-3.1-8b-instruct", 
 MODEL_WEIGHTS = [35, 20, 20, 20, 5]  # in-house-llm (~5%) deliberately has no price
 TENANTS = ["acme", "globex", "initech"]
 HH_ROUTES = ["chat", "support", "assistant"]
+N_DRIFT_QA = 90
+"""The drifting stream's usual traffic: RAG questions with their passages and right answers."""
+N_DRIFT_HH = 30
+"""Then red-team chat arrives on the same stream: one drift window (the demo's ``drift.window_size``)."""
+DRIFT_STREAM = {"model": "gpt-4o-mini", "tenant": "globex", "user_id": "u-kb", "route": "kb-qa"}
+"""One stream (tenant, model, route) no record of demo_sample.jsonl belongs to."""
+DRIFT_STEP = timedelta(minutes=1)
+"""Records of the stream are this far apart and end at ``END``: a window of 30 closes by count, not by time."""
 KEY_ORDER = ["id", "ts", "model", "tenant", "user_id", "route", "prompt", "messages", "context", "response"]
 KEY_ORDER += ["usage", "latency_ms", "trace_id", "metadata"]
 SENT_RE = re.compile(r"(?<=[a-z0-9)\"'][.!?])\s*(?=[A-Z])")
@@ -127,6 +136,43 @@ def build_qa(data: Path, rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
+def build_drift(data: Path, used: set[str], rng: random.Random) -> list[dict[str, Any]]:
+    """One stream: N_DRIFT_QA questions (none of the sample's), then N_DRIFT_HH red-team openings, in that order."""
+    with open(data / QA_DIR / "qa_one-turn_data.jsonl", encoding="utf-8") as fh:
+        qa = [json.loads(line) for line in fh if line.strip()]
+    with open(data / HH_DIR / "test.jsonl", encoding="utf-8") as fh:
+        hh = [json.loads(line) for line in fh if line.strip()]
+    out: list[dict[str, Any]] = []
+    for row in rng.sample([r for r in qa if r["question"].strip() not in used], N_DRIFT_QA):
+        out.append(
+            {
+                "prompt": row["question"].strip(),
+                "context": split_passages(row["knowledge"], rng),
+                "response": row["right_answer"].strip(),
+                "metadata": {"source": "halueval-qa", "variant": "right"},
+            }
+        )
+    openings = []
+    for row in rng.sample(hh, len(hh)):
+        variant = "chosen" if rng.random() < 0.7 else "rejected"
+        turns = parse_transcript(row[variant])
+        if turns is None or turns[0]["content"] in used:
+            continue
+        opening = {"prompt": turns[0]["content"], "response": turns[1]["content"]}
+        openings.append({**opening, "metadata": {"source": "hh-rlhf-harmless-base", "variant": variant}})
+        if len(openings) == N_DRIFT_HH:
+            break
+    out += openings
+    start = END - DRIFT_STEP * len(out)
+    for i, rec in enumerate(out, start=1):
+        prompt = rec["prompt"] + "\n" + "\n".join(rec.get("context", []))
+        rec.update(id=f"demo-kb-{i:05d}", ts=format_ts(start + DRIFT_STEP * i, as_epoch=False), **DRIFT_STREAM)
+        rec["usage"] = {"prompt_tokens": tokens(prompt), "completion_tokens": tokens(rec["response"])}
+        rec["latency_ms"] = round(max(50.0, 200 + tokens(rec["response"]) * 15 + rng.gauss(0, 120)), 1)
+        rec["trace_id"] = f"{rng.getrandbits(128):032x}"
+    return out
+
+
 def format_ts(ts: datetime, as_epoch: bool) -> str | int:
     """Render a timestamp as RFC 3339 (ms, Z) or integer epoch milliseconds."""
     if as_epoch:
@@ -165,13 +211,32 @@ def build(data: Path, rng: random.Random) -> tuple[list[str], dict[str, int]]:
     for rec, off in zip(records, offsets, strict=True):
         ts = START + timedelta(milliseconds=round(off * 1000))
         rec["ts"] = format_ts(ts, rng.random() < 0.2)
-    lines = [dump({k: r[k] for k in KEY_ORDER if k in r}) for r in records]
+    lines = [json_line(r) for r in records]
     bad = malformed_lines()
     step = len(lines) // (len(bad) + 1)
     for i, line in enumerate(bad):
         pos = (i + 1) * step + rng.randint(-step // 3, step // 3) + i
         lines.insert(pos, line)
     return lines, {"valid": len(records), "hh": len(hh), "qa": len(qa), "bad": len(bad)}
+
+
+def json_line(rec: dict[str, Any]) -> str:
+    """One record as a JSON line, keys in KEY_ORDER."""
+    return dump({k: rec[k] for k in KEY_ORDER if k in rec})
+
+
+def prompts_of(lines: Sequence[str]) -> set[str]:
+    """Every prompt and user turn of the sample's records (the drift stream uses none of them)."""
+    out: set[str] = set()
+    for text in lines:
+        try:
+            rec = json.loads(text)
+        except ValueError:  # one of the malformed lines
+            continue
+        if isinstance(rec, dict):
+            out.add(str(rec.get("prompt", "")).strip())
+            out.update(m["content"] for m in rec.get("messages", []) if isinstance(m, dict) and "content" in m)
+    return out
 
 
 def license_block(directory: Path) -> tuple[str, str, str]:
@@ -195,6 +260,12 @@ Generated by `scripts/build_demo_sample.py` (deterministic, seed 7): {total} lin
 **{bad} malformed lines** (not JSON, JSON array, missing `response`, numeric
 `response`, bad `ts`, `messages` without a user turn, string `context`, bare JSON
 string) for exercising input validation.
+
+`demo_drift.jsonl` (seed 11): **{N_DRIFT_QA + N_DRIFT_HH} valid v1 records of one stream** (tenant `globex`, model
+`gpt-4o-mini`, route `kb-qa`), one minute apart: {N_DRIFT_QA} HaluEval QA questions with their passages and right
+answers, then the openings of {N_DRIFT_HH} HH-RLHF conversations (first Human and first Assistant turn). None
+of their prompts is in `demo_sample.jsonl`. `lookout demo` replays them after the sample, so that stream's
+traffic shifts from questions about passages to red-team chat.
 
 ## Sources (both MIT License)
 
@@ -238,12 +309,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = parser.parse_args(argv).data
     rng = random.Random(7)  # noqa: S311 - reproducible demo data, not crypto
     lines, c = build(data, rng)
+    drift = build_drift(data, prompts_of(lines), random.Random(11))  # noqa: S311 - reproducible demo data
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     SAMPLE_PATH.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    DRIFT_PATH.write_text("\n".join(json_line(r) for r in drift) + "\n", encoding="utf-8")
     ATTRIBUTION_PATH.write_text(attribution(data, c), encoding="utf-8")
     size = SAMPLE_PATH.stat().st_size
     print(f"wrote {SAMPLE_PATH} ({size} bytes, {len(lines)} lines)")
     print(f"  valid: {c['valid']} (hh: {c['hh']}, qa: {c['qa']}), malformed: {c['bad']}")
+    print(f"wrote {DRIFT_PATH} ({len(drift)} lines: {N_DRIFT_QA} HaluEval QA, then {N_DRIFT_HH} HH-RLHF)")
     print(f"wrote {ATTRIBUTION_PATH}")
 
 

@@ -177,7 +177,8 @@ class FeedbackSink(BatchingSink[FeedbackItem]):
         traces = sorted({e.trace_id for e in negative if e.trace_id})
         rows = self.client.query(
             f"SELECT id, trace_id, ts, tenant, model, route, flags FROM {self.database}.records "
-            "WHERE id IN {ids:Array(String)} OR (trace_id != '' AND trace_id IN {traces:Array(String)}) "
+            "WHERE superseded = 0 AND (id IN {ids:Array(String)} "  # a tombstone is newer than the copy it hides
+            "OR (trace_id != '' AND trace_id IN {traces:Array(String)})) "
             "ORDER BY id, ingested_at DESC LIMIT 1 BY id",
             parameters={"ids": ids, "traces": traces},
         ).result_rows

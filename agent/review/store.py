@@ -489,21 +489,31 @@ class ReviewStore:
             item = Item(str(q), str(r), int(prio), tuple(reasons), str(rule), bool(control), _utc(enq), _utc(ts),
                         str(tenant), str(model), str(route))  # fmt: skip
             columns = self._scores()
-            records = self._rows(
-                "SELECT prompt, response, context, history, flags"
-                + "".join(f", {c}" for c in columns)
-                + " FROM {db}.v_records WHERE tenant = {t:String} AND model = {m:String} "
+            select = "SELECT ts, model, route, prompt, response, context, history, flags" + "".join(
+                f", {c}" for c in columns
+            )
+            records = self._rows(  # the record as routed: one primary-key lookup
+                select + " FROM {db}.v_records WHERE tenant = {t:String} AND model = {m:String} "
                 "AND ts = {ts:DateTime64(3, 'UTC')} AND id = {r:String} LIMIT 1",
                 t=item.tenant,
                 m=item.model,
                 ts=item.ts,
                 r=item.record_id,
             )
+            if not records:  # re-sent since under another ts or model: the record is its (tenant, id)
+                records = self._rows(
+                    select + " FROM {db}.v_records WHERE tenant = {t:String} AND id = {r:String} LIMIT 1",
+                    t=item.tenant,
+                    r=item.record_id,
+                )
         if not records:
             return item
-        prompt, response, context, history, flags, *scores = records[0]
+        ts, model, route, prompt, response, context, history, flags, *scores = records[0]
         return replace(
             item,
+            ts=_utc(ts),
+            model=str(model),
+            route=str(route),
             prompt=str(prompt),
             response=str(response),
             context=tuple(str(c) for c in context),

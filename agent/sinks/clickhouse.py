@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.sinks.base import BatchingSink, SinkError
@@ -25,8 +25,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TOMBSTONE_COLUMNS = ["id", "ts", "ingested_at", "tenant", "model", "superseded"]
+Key = tuple[str, int]
+"""A stored copy of a (tenant, id): its model and its ``ts`` in epoch milliseconds (``DateTime64(3)`` truncates)."""
+
+
+def _key(model: str, ts: datetime) -> Key:
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # ClickHouse returns naive UTC
+    return model, (aware - _EPOCH) // timedelta(milliseconds=1)
+
+
 class RecordSink(BatchingSink[ScoredSample]):
-    """Inserts scored records into ``records`` (idempotent on the record id; see migrations).
+    """Inserts scored records into ``records``: one record per (tenant, id), the latest written wins.
+
+    A record written twice under the same key (a re-delivery) collapses in ``FINAL``. A (tenant, id) already
+    stored under another model or ``ts`` (a re-send, a correction) has each earlier copy superseded: after the
+    batch's rows, a tombstone (``superseded = 1``, a newer version) is written under the earlier key, which
+    ``v_records`` hides. The earlier copies are found by one read of ``records``' ``id`` column per batch.
 
     Args:
         client: clickhouse-connect client.
@@ -58,13 +74,40 @@ class RecordSink(BatchingSink[ScoredSample]):
         ] + [item.scores.get(name) for name in self.score_columns]  # fmt: skip
 
     def write(self, batch: Sequence[ScoredSample]) -> None:
-        """One INSERT for the whole batch."""
+        """One INSERT for the batch, then one of tombstones for the copies it supersedes (if any)."""
         now = _now()
         rows = [self._row(item, now) for item in batch]
         try:
+            tombstones = [[i, ts, now + timedelta(microseconds=1), t, m, 1] for t, i, m, ts in self._superseded(batch)]
+            # rows first: a crash in between leaves a second copy until the replay, never no copy at all
             self.client.insert(f"{self.database}.records", rows, column_names=self._columns)
+            if tombstones:
+                self.client.insert(f"{self.database}.records", tombstones, column_names=_TOMBSTONE_COLUMNS)
         except Exception as exc:
             raise SinkError(f"insert into {self.database}.records failed: {exc}") from exc
+
+    def _superseded(self, batch: Sequence[ScoredSample]) -> list[tuple[str, str, str, datetime]]:
+        """(tenant, id, model, ts) of each copy, stored or earlier in ``batch``, that the batch's last copy replaces."""
+        latest: dict[tuple[str, str], Key] = {}
+        copies: dict[tuple[str, str], dict[Key, datetime]] = {}
+        for item in batch:
+            s = item.sample
+            latest[(s.tenant, s.id)] = _key(s.model, s.ts)
+            copies.setdefault((s.tenant, s.id), {})[_key(s.model, s.ts)] = s.ts
+        stored = self.client.query(
+            f"SELECT DISTINCT tenant, id, model, ts FROM {self.database}.records "
+            "WHERE id IN {ids:Array(String)} AND superseded = 0",
+            parameters={"ids": sorted({i for _, i in latest})},
+        ).result_rows
+        for tenant, record_id, model, ts in stored:
+            if (tenant, record_id) in copies:
+                copies[(tenant, record_id)].setdefault(_key(model, ts), ts.replace(tzinfo=UTC))
+        return [
+            (tenant, record_id, key[0], ts)
+            for (tenant, record_id), keys in copies.items()
+            for key, ts in keys.items()
+            if key != latest[(tenant, record_id)]
+        ]
 
 
 class DeadLetterTableSink(BatchingSink[DeadLetter]):

@@ -1,12 +1,14 @@
 """Versioned, idempotent schema migrations, recorded in ``schema_migrations``.
 
 Tables:
-- ``records``: one row per record. ReplacingMergeTree keyed by (tenant, model, ts, id) with ``ingested_at``
-  as version, so a record written twice (a crash between write and commit) collapses to one row. Every
-  read goes through the ``v_*`` views (``FINAL``), so users never see the second copy, even before a merge.
+- ``records``: one row per record, identified by (tenant, id). ReplacingMergeTree keyed by (tenant, model, ts, id)
+  with ``ingested_at`` as version, so a record written twice (a crash between write and commit) collapses to one
+  row; a copy under another model or ts is superseded by a tombstone (version 12). Every read goes through the
+  ``v_*`` views (``FINAL``), so users never see a second copy, even before a merge.
 - ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
 - ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
 - ``drift_windows``: one row per (stream, window): drift score vs threshold for an embedding or score stream.
+- ``drift_references``: one row per stream signal (and encoder): the drift reference it filled, restored at start.
 - ``review_items``: one row per (queue, record_id) routed for human review; the FIRST enqueue wins.
 - ``review_claims``: claim events (claimed, renewed, released) keyed by claim_id; the view shows each claim's latest.
 - ``review_labels``: human labels, one per label_id (idempotency key); the first copy wins.
@@ -22,10 +24,10 @@ Tables:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from agent.storage.client import Client
+from agent.storage.cluster import LOCAL_SUFFIX, on_cluster
 
 ITEM_COLUMNS = (
     "queue", "record_id", "enqueued_at", "record_ts", "tenant", "model", "route", "priority", "reasons", "rule",
@@ -56,6 +58,12 @@ _RECORD_FEEDBACK = (
     f"UNION ALL {_FEEDBACK_JOINED}ON r.trace_id = f.trace_id WHERE f.trace_id != '' AND r.trace_id != ''"
 )
 """Per record, each feedback event about it: by ``record_id``, or by ``trace_id`` (every record of the trace)."""
+
+
+V_RECORDS = (
+    "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * EXCEPT (superseded) FROM {db}.records FINAL WHERE superseded = 0"
+)
+"""``v_records`` since version 12 (one row per (tenant, id)); a migration adding a column recreates it with this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +460,51 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE VIEW IF NOT EXISTS {db}.v_review_sessions AS SELECT * FROM {db}.review_sessions FINAL",
         ),
     ),
+    Migration(
+        11,
+        "drift references",
+        (
+            # per stream and signal, the drift step's reference as it filled: embedding references as Int8 unit
+            # vectors plus a scale each (as in record_embeddings), score references as values; the latest wins
+            """
+            CREATE TABLE IF NOT EXISTS {db}.drift_references (
+                tenant LowCardinality(String),
+                model LowCardinality(String),
+                route LowCardinality(String),
+                stream LowCardinality(String),
+                encoder LowCardinality(String),
+                size UInt32,
+                scales Array(Float32),
+                vectors Array(Array(Int8)),
+                values Array(Float64),
+                reference_end DateTime64(3, 'UTC'),
+                created_at DateTime64(6, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(created_at)
+            ORDER BY (tenant, model, route, stream, encoder)
+            """,
+            "CREATE VIEW IF NOT EXISTS {db}.v_drift_references AS SELECT * FROM {db}.drift_references FINAL",
+        ),
+    ),
+    Migration(
+        12,
+        "records identified by (tenant, id)",
+        (
+            # a copy of a (tenant, id) under another (model, ts) gets a tombstone: its own key, superseded = 1 and a
+            # newer version, so FINAL keeps the tombstone and v_records drops it (RecordSink writes them)
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS superseded UInt8 DEFAULT 0",
+            # copies stored before this version: all but the latest ingested copy of each (tenant, id)
+            """
+            INSERT INTO {db}.records (id, ts, ingested_at, tenant, model, superseded)
+            SELECT id, ts, now64(6), tenant, model, 1 FROM (
+                SELECT id, ts, tenant, model,
+                    row_number() OVER (PARTITION BY tenant, id ORDER BY ingested_at DESC, src_offset DESC) AS newer
+                FROM {db}.records FINAL WHERE superseded = 0
+            ) WHERE newer > 1 SETTINGS max_partitions_per_insert_block = 0
+            """,
+            V_RECORDS,
+        ),
+    ),
 )
 
 
@@ -505,58 +558,6 @@ def set_text_ttl(client: Client, db: str, days: int, cluster: str | None = None)
             f"ALTER TABLE {table} MODIFY COLUMN {column} {TEXT_COLUMN_TYPES[column]} "
             f"TTL toDateTime(ts) + INTERVAL {int(days)} DAY"
         )
-
-
-LOCAL_SUFFIX = "_local"
-"""On a cluster, ``T`` is a Distributed table over the replicated ``T_local`` on every shard."""
-
-_CREATE_TABLE = re.compile(
-    r"^\s*CREATE TABLE IF NOT EXISTS (?P<table>\w+\.\w+)\s*(?P<body>.*?)"
-    r"ENGINE = (?P<kind>\w*)MergeTree(?:\((?P<args>[^)]*)\))?(?P<rest>.*)$",
-    re.DOTALL,
-)
-_ORDER_BY = re.compile(r"ORDER BY \(?(?P<key>[\w, ]+?)\)?\s*$")
-_ALTER_TABLE = re.compile(r"^\s*ALTER TABLE (?P<table>\w+\.\w+) (?P<rest>.*)$", re.DOTALL)
-_CREATE_VIEW = re.compile(
-    r"^\s*(?P<head>CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?\w+\.\w+) (?P<rest>AS .*)$", re.DOTALL
-)
-
-
-def on_cluster(statement: str, cluster: str | None) -> list[str]:
-    """The statements that apply one migration statement on ``cluster`` (unchanged when None).
-
-    - ``CREATE TABLE db.T ... ENGINE = XMergeTree(args)`` becomes ``db.T_local ON CLUSTER`` with
-      ``ReplicatedXMergeTree('/clickhouse/tables/{shard}/db/T_local', '{replica}', args)`` (the servers'
-      ``shard``/``replica`` macros), plus ``db.T ON CLUSTER`` as a Distributed table over it, sharded by a hash
-      of ``T``'s sort key: every copy of a row lands on one shard, so ``FINAL`` views still collapse them.
-    - ``ALTER TABLE db.T`` runs ``ON CLUSTER`` on ``T_local`` and on ``T`` (both carry the columns).
-    - ``CREATE [OR REPLACE] VIEW`` gains ``ON CLUSTER``; views read the Distributed tables.
-    """
-    if cluster is None:
-        return [statement]
-    if match := _CREATE_TABLE.match(statement):
-        table, body, kind, args, rest = match.group("table", "body", "kind", "args", "rest")
-        db, name = table.split(".")
-        local = f"{name}{LOCAL_SUFFIX}"
-        order = _ORDER_BY.search(rest.strip())
-        if order is None:
-            raise ValueError(f"cannot shard {table}: no ORDER BY key in its DDL")
-        engine_args = ", ".join(a for a in (f"'/clickhouse/tables/{{shard}}/{db}/{local}'", "'{replica}'", args) if a)
-        return [
-            f"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster} {body}"
-            f"ENGINE = Replicated{kind}MergeTree({engine_args}){rest}",
-            f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} AS {db}.{local} "
-            f"ENGINE = Distributed('{cluster}', '{db}', '{local}', cityHash64({order.group('key')}))",
-        ]
-    if match := _ALTER_TABLE.match(statement):
-        table, rest = match.group("table", "rest")
-        return [
-            f"ALTER TABLE {table}{LOCAL_SUFFIX} ON CLUSTER {cluster} {rest}",
-            f"ALTER TABLE {table} ON CLUSTER {cluster} {rest}",
-        ]
-    if match := _CREATE_VIEW.match(statement):
-        return [f"{match.group('head')} ON CLUSTER {cluster} {match.group('rest')}"]
-    raise ValueError(f"no ON CLUSTER form for statement: {' '.join(statement.split())[:80]}")
 
 
 def record_columns(client: Client, db: str) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,22 @@ from agent.types import DecodeFailure, Message, Origin, Sample, ScoredSample, Us
 DB = "lookout"
 
 
-def scored(record_id: str, toxicity: float, offset: int = 0) -> ScoredSample:
+def scored(
+    record_id: str,
+    toxicity: float,
+    offset: int = 0,
+    ts: datetime = datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+    model: str = "gpt-4o",
+    tenant: str = "acme",
+) -> ScoredSample:
     sample = Sample(
         id=record_id,
-        ts=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        ts=ts,
         prompt="p",
         response="r",
         history=(Message("system", "be nice"),),
-        model="gpt-4o",
-        tenant="acme",
+        model=model,
+        tenant=tenant,
         context=("passage",),
         usage=Usage(3, 4),
         metadata={"k": "v", "n": 3.0},
@@ -71,6 +78,26 @@ class TestRecordSink:
         assert client.query("SELECT count() FROM lookout.records").result_rows[0][0] == 3
         rows = client.query("SELECT id, toxicity, flags FROM lookout.v_records ORDER BY id").result_rows
         assert [(r[0], round(r[1], 3), list(r[2])) for r in rows] == [("a", 0.2, []), ("b", 0.1, [])]
+
+    def test_resent_id_under_another_ts_or_model_is_one_record(self, client: Any) -> None:
+        """A (tenant, id) re-sent under another month, model or within one batch: one row, the latest written."""
+        sink = RecordSink(client, DB, ["toxicity", "prompt_toxicity", "relevance"])
+        later = datetime(2027, 1, 3, 9, 30, 0, 123456, tzinfo=UTC)  # another month, sub-millisecond part
+        sink.write([scored("a", 0.9), scored("b", 0.1), scored("c", 0.1), scored("a", 0.1, tenant="beta")])
+        sink.write([scored("a", 0.3, ts=later), scored("b", 0.4, model="gpt-4o-mini")])
+        sink.write([scored("c", 0.5, ts=later), scored("c", 0.6, ts=later, model="o1"), scored("c", 0.7)])
+        rows = client.query(
+            "SELECT tenant, id, toString(ts), model, toxicity FROM lookout.v_records ORDER BY tenant, id"
+        ).result_rows
+        assert [(t, i, ts, m, round(x, 3)) for t, i, ts, m, x in rows] == [
+            ("acme", "a", "2027-01-03 09:30:00.123", "gpt-4o", 0.3),
+            ("acme", "b", "2026-11-25 10:00:00.000", "gpt-4o-mini", 0.4),
+            ("acme", "c", "2026-11-25 10:00:00.000", "gpt-4o", 0.7),  # back to its first key: the last copy wins
+            ("beta", "a", "2026-11-25 10:00:00.000", "gpt-4o", 0.1),  # another tenant's "a" is another record
+        ]
+        sink.write([scored("a", 0.3, ts=later)])  # a re-delivery of the latest copy supersedes nothing
+        client.command("OPTIMIZE TABLE lookout.records FINAL")
+        assert client.query("SELECT count() FROM lookout.v_records").result_rows == [(4,)]
 
     def test_every_column_round_trips(self, client: Any) -> None:
         """What the sample held is what the row holds."""
@@ -140,5 +167,31 @@ class TestUpgrade:
             assert [m.version for m in applied] == sorted(m.version for m in migrations.MIGRATIONS[1:])
             rows = c.query("SELECT id, relevance, hallucination, refusal FROM lookout.v_records").result_rows
             assert rows == [("old", 0.5, None, None)]
+        finally:
+            c.close()
+
+    def test_copies_under_other_keys_collapse_on_upgrade(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Copies of one (tenant, id) stored before version 12 under other ts (days apart) become the latest one."""
+        c = connect(ClickHouseSettings(dsn=f"chdb://{tmp_path / 'data'}"))
+        try:
+            monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS if m.version < 12))
+            migrations.migrate(c, DB)
+            now = datetime.now(UTC)
+            copies = [  # ingested in this order, so day 30 is the latest copy; "y" has one copy
+                [
+                    "x",
+                    datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day),
+                    now - timedelta(seconds=3 - k),
+                    "acme",
+                    rel,
+                ]
+                for k, (day, rel) in enumerate(((1, 0.1), (90, 0.2), (30, 0.3)))
+            ] + [["y", now, now, "acme", None]]
+            c.insert("lookout.records", copies, column_names=["id", "ts", "ingested_at", "tenant", "relevance"])
+            monkeypatch.undo()
+            assert 12 in {m.version for m in migrations.migrate(c, DB)}
+            rows = c.query("SELECT id, toDate(ts), relevance FROM lookout.v_records ORDER BY id").result_rows
+            assert [(i, r if r is None else round(r, 3)) for i, _, r in rows] == [("x", 0.3), ("y", None)]
+            assert str(rows[0][1]) == "2026-01-31"
         finally:
             c.close()

@@ -10,7 +10,8 @@ import pytest
 
 from agent.config import ClickHouseSettings
 from agent.storage.client import connect
-from agent.storage.migrations import MIGRATIONS, on_cluster
+from agent.storage.cluster import on_cluster
+from agent.storage.migrations import MIGRATIONS
 
 DB = "lookout"
 
@@ -27,9 +28,9 @@ class TestClusterDdl:
     """Every statement cluster mode would send is valid ClickHouse SQL."""
 
     def test_every_cluster_statement_parses(self, client: Any) -> None:
-        """EXPLAIN AST accepts each rewritten statement (Replicated*MergeTree, Distributed, ON CLUSTER views)."""
+        """EXPLAIN AST accepts each rewritten statement (Replicated*MergeTree, Distributed, ON CLUSTER views, data)."""
         statements = [c for m in MIGRATIONS for s in m.statements for c in on_cluster(s.format(db=DB), "lc")]
         assert len(statements) > len([s for m in MIGRATIONS for s in m.statements])
         for statement in statements:
             ast = client.query(f"EXPLAIN AST {statement}").result_rows
-            assert ast and str(ast[0][0]).startswith(("CreateQuery", "AlterQuery")), statement
+            assert ast and str(ast[0][0]).startswith(("CreateQuery", "AlterQuery", "InsertQuery")), statement

@@ -31,6 +31,15 @@ DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.30.0"
 """Oldest Kubernetes the manifests target (native sidecars, policy/v1 PDBs, autoscaling/v2 are all GA)."""
 SETTING_ENVS = {row[1] for row in setting_rows()}
+RUN_EXTRAS = {
+    "detoxify": "detectors.toxicity_backend",
+    "eval": "judge.enabled",
+    "ner": "redact.ner",
+    "onnx": "encoder.runtime",
+}
+"""Every extra ``lookout run`` can use → the setting that needs it; the image installs all of them by default."""
+NOT_FOR_RUN = {"dev": "tests, type checks and lint"}
+"""Extras the image leaves out, and why."""
 
 
 @pytest.fixture(autouse=True)
@@ -122,17 +131,57 @@ class TestDockerfile:
         assert settings.metrics.host == "0.0.0.0"  # noqa: S104
         assert settings.clickhouse.dsn == "chdb:///var/lib/lookout/data"
 
+    @staticmethod
+    def arg_defaults(parser: DockerfileParser) -> dict[str, str]:
+        """ARG name → default, for every ARG that has one (a stage's bare ``ARG NAME`` re-declares it)."""
+        values = [i["value"] for i in TestDockerfile.instructions(parser, "ARG")]
+        return dict(v.split("=", 1) for v in values if "=" in v)
+
     def test_torch_cpu_wheel_installed_before_the_package(self, parser: DockerfileParser) -> None:
-        """The torch pin of pyproject, from the CPU index, in a RUN before ``pip install .[detoxify]``."""
+        """The torch pin of pyproject, from the CPU index, in a RUN before ``pip install .[${LOOKOUT_EXTRAS}]``."""
         pins = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
         (torch_pin,) = [p for p in pins if p.startswith("torch==")]
-        args = {i["value"].split("=")[0]: i["value"].split("=", 1)[1] for i in self.instructions(parser, "ARG")}
+        args = self.arg_defaults(parser)
         assert f"torch=={args['TORCH_VERSION']}" == torch_pin
         assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
         runs = [i["value"] for i in self.instructions(parser, "RUN")]
         torch_run = next(n for n, r in enumerate(runs) if "torch==${TORCH_VERSION}" in r)
-        package_run = next(n for n, r in enumerate(runs) if 'pip install ".[detoxify]"' in r)
+        package_run = next(n for n, r in enumerate(runs) if 'pip install ".[${LOOKOUT_EXTRAS}]"' in r)
         assert torch_run < package_run
+
+    def test_default_image_installs_every_extra_lookout_run_can_use(self, parser: DockerfileParser) -> None:
+        """LOOKOUT_EXTRAS defaults to every extra a ``lookout run`` setting needs; each stage using it declares it.
+
+        A new extra in pyproject fails here until it is classified in RUN_EXTRAS (the setting that needs it) or
+        NOT_FOR_RUN (why the image leaves it out).
+        """
+        project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        extras = set(project["optional-dependencies"])
+        assert set(RUN_EXTRAS) | set(NOT_FOR_RUN) == extras and not set(RUN_EXTRAS) & set(NOT_FOR_RUN)
+        settings = {row[0] for row in setting_rows()}
+        assert set(RUN_EXTRAS.values()) <= settings, set(RUN_EXTRAS.values()) - settings
+        installed = self.arg_defaults(parser)["LOOKOUT_EXTRAS"].split(",")
+        assert sorted(installed) == sorted(RUN_EXTRAS)
+        stages = [n for n, i in enumerate(parser.structure) if i["instruction"] == "FROM"]
+        for start, end in zip(stages, [*stages[1:], len(parser.structure)], strict=True):
+            stage = parser.structure[start:end]
+            if any("${LOOKOUT_EXTRAS}" in i["value"] for i in stage if i["instruction"] in {"RUN", "LABEL"}):
+                assert any(i["instruction"] == "ARG" and i["value"] == "LOOKOUT_EXTRAS" for i in stage)
+
+    def test_build_smoke_checks_run_help_modules_and_each_extra(self, parser: DockerfileParser) -> None:
+        """After USER, one RUN imports every module, runs ``lookout run --help``, checks each installed extra.
+
+        Each installed extra's requirements must be installed; with eval the judge is built, with ner
+        ``lookout score`` runs with NER on.
+        """
+        stage = self.runtime_stage(parser)
+        user_at = next(n for n, i in enumerate(stage) if i["instruction"] == "USER")
+        (smoke,) = [i["value"] for i in stage[user_at:] if i["instruction"] == "RUN"]
+        assert "importlib.import_module(n) for n in names" in smoke and "m.files('llm-lookout')" in smoke
+        assert "lookout run --help" in smoke
+        assert "'${LOOKOUT_EXTRAS}'.split(',')" in smoke and "r.marker.evaluate({'extra': e})" in smoke
+        assert "*,eval,*) " in smoke and "ragas_judge(" in smoke and "lookout evaluate ragas --help" in smoke
+        assert "*,ner,*) " in smoke and "LOOKOUT_REDACT__NER=true lookout score" in smoke
 
     def test_build_smoke_scores_with_the_baked_models(self, parser: DockerfileParser) -> None:
         """After USER, the build runs ``lookout score`` once: every model loads from the image, offline."""
@@ -438,3 +487,13 @@ class TestCompose:
         config = yaml.safe_load((DEPLOY / mounts[0].split(":")[0]).read_text(encoding="utf-8"))
         targets = config["scrape_configs"][0]["static_configs"][0]["targets"]
         assert targets == [f"lookout:{compose['services']['lookout']['environment']['LOOKOUT_METRICS__PORT']}"]
+
+    def test_prometheus_loads_the_generated_agent_rules(self, compose: dict[str, Any]) -> None:
+        """Every rule file the Prometheus config names is mounted from dashboards/generated/prometheus."""
+        volumes = [m.split(":") for m in compose["services"]["prometheus"]["volumes"] if m.startswith(".")]
+        config = yaml.safe_load((DEPLOY / volumes[0][0]).read_text(encoding="utf-8"))
+        assert config["rule_files"]
+        for path in config["rule_files"]:
+            (host,) = [DEPLOY / h / Path(path).relative_to(c) for h, c, *_ in volumes if Path(path).is_relative_to(c)]
+            assert host.resolve() == (REPO / "dashboards" / "generated" / "prometheus" / Path(path).name).resolve()
+            assert yaml.safe_load(host.read_text(encoding="utf-8"))["groups"]

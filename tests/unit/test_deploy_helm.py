@@ -7,12 +7,14 @@ schemas as deploy/k8s (``kubernetes-validate``). Structural checks (blocks, ``.V
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import helm_python
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -219,3 +221,79 @@ class TestHelmRender:
         assert boards["metadata"]["labels"][values()["grafana"]["provisioning"]["dashboardLabel"]] == "1"
         generated = REPO / "dashboards" / "generated" / "dashboards"
         assert boards["data"] == {p.name: p.read_text(encoding="utf-8").rstrip("\n") for p in generated.glob("*.json")}
+
+
+HELM_EXAMPLE_CONTACTS = [
+    {"name": "lookout-page", "severities": ["critical"], "pagerduty": True},
+    {"name": "lookout-ml", "teams": ["ml"], "slack": True},
+    {"name": "lookout-platform", "teams": ["platform"], "slack": True},
+]
+"""The notify.contact_points the chart's example notifications are generated from (see values.yaml)."""
+
+
+def _schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((REPO / "dashboards" / "vendor" / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def _valid_k8s(doc: dict[str, Any]) -> None:
+    try:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        pytest.fail(f"{doc['kind']}: {'.'.join(str(p) for p in exc.path)}: {exc.message}")
+
+
+class TestAlertingObjects:
+    """grafana.notifications (contact points + policies for Grafana's sidecar) and prometheusRule."""
+
+    def notifications(self, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The rendered notifications object and the provisioning document it carries."""
+        (obj,) = [d for d in render(overrides) if d["metadata"]["name"].endswith("-grafana-notifications")]
+        payload = obj.get("data") or obj["stringData"]
+        return obj, json.loads(payload["lookout-notifications.json"])
+
+    def test_notifications_are_a_valid_grafana_provisioning_file(self) -> None:
+        """Enabled: a ConfigMap labelled for the sidecar whose file passes Grafana's alerting provisioning schema."""
+        obj, doc = self.notifications({"grafana": {"notifications": {"enabled": True}}})
+        _valid_k8s(obj)
+        assert obj["kind"] == "ConfigMap"
+        assert obj["metadata"]["labels"][values()["grafana"]["provisioning"]["alertLabel"]] == "1"
+        found = list(
+            jsonschema.Draft7Validator(_schema("grafana-11.6-alerting-provisioning.schema.json")).iter_errors(doc)
+        )
+        assert found == []
+
+    def test_example_is_what_lookout_dashboards_build_writes(self) -> None:
+        """The chart's example equals the generated file for the contact points values.yaml names."""
+        from agent.config import Settings
+        from dashboards import notify
+
+        _, doc = self.notifications({"grafana": {"notifications": {"enabled": True}}})
+        settings = Settings().with_overrides(notify={"contact_points": HELM_EXAMPLE_CONTACTS})
+        assert doc == json.loads(json.dumps(notify.provisioning(settings.notify)))
+
+    def test_credentials_can_go_into_a_secret(self) -> None:
+        """asSecret: the same file in a Secret (stringData), still labelled for the sidecar."""
+        obj, doc = self.notifications({"grafana": {"notifications": {"enabled": True, "asSecret": True}}})
+        _valid_k8s(obj)
+        assert obj["kind"] == "Secret" and "contactPoints" in doc
+
+    def test_policies_can_be_left_to_whoever_owns_the_tree(self) -> None:
+        """policies: [] writes the contact points only (the org's tree is left alone)."""
+        _, doc = self.notifications({"grafana": {"notifications": {"enabled": True, "policies": []}}})
+        assert "policies" not in doc and len(doc["contactPoints"]) == 3
+
+    def test_notifications_need_a_contact_point(self) -> None:
+        """Enabled without contact points is refused with the reason."""
+        with pytest.raises(helm_python.HelmRenderError, match="needs at least one contact point"):
+            render({"grafana": {"notifications": {"enabled": True, "contactPoints": []}}})
+
+    def test_prometheus_rule_carries_the_generated_rules(self) -> None:
+        """prometheusRule: a PrometheusRule whose spec is files/prometheus/lookout-rules.yaml, with extra labels."""
+        docs = render({"prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}})
+        (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+        assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+        assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        generated = yaml.safe_load((CHART / "files" / "prometheus" / "lookout-rules.yaml").read_text(encoding="utf-8"))
+        assert rule["spec"] == generated
+        assert list(jsonschema.Draft7Validator(_schema("prometheus-rules.schema.json")).iter_errors(rule["spec"])) == []

@@ -21,6 +21,10 @@ def _summary(response: str) -> dict[str, Any]:
         "samples": 1, "dead_letters": 0, "cost_usd": 0.0, "records_without_cost": 0,
         "detectors": {"toxicity": {"mean": 0.9, "flagged": 1, "scored": 1}},
         "review_queues": {"safety": {"items": 1, "labeled": 0}},
+        "drift": {
+            "windows": 2, "drifted": 1, "streams_drifted": 1,
+            "drifted_streams": [{"tenant": "[/]t", "model": "m\x1b[2J", "route": "r", "signals": ["prompt_embedding"]}],
+        },
         "most_flagged": [
             {"id": "[/]id\x1b[2J", "flags": ["toxicity"], "scores": {"toxicity": 0.9}, "response": response},
         ],
@@ -53,6 +57,7 @@ class TestSummary:
         text = out.getvalue()
         assert "[/] [bold]x[/bold] [t](javascript:" in text  # the column is 40 wide: the rest is an ellipsis
         assert "[/]id\\x1b[2J" in text
+        assert "drift: 2 windows tested, 1 drifted ([/]t/m\\x1b[2J/r: prompt_embedding); 0 novel prompts" in text
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
 
 

@@ -97,6 +97,32 @@ class TestEmbeddingDrift:
         d.reset()
         assert not d.reference_ready
 
+    def test_kept_reference_and_replayed_window_test_like_the_original(self) -> None:
+        """restore_reference takes a kept reference back, replay refills the window: the next windows match."""
+        rng = np.random.default_rng(7)
+        spec = WindowSpec(size=50, seconds=None)
+        original = EmbeddingDrift(reference_size=100, window=spec)
+        seen = gaussian(rng, 130)
+        original.update(seen, list(range(130)))  # the reference (0..99) and 30 records in the open window
+        copy = EmbeddingDrift(reference_size=100, window=spec)
+        copy.restore_reference(np.stack(original.reference), original.reference_end_ms)
+        copy.replay(seen[100:], list(range(100, 130)))
+        assert copy.reference_ready and copy.reference_end_ms == 99
+        later = gaussian(rng, 70, shift=2.0)
+        assert copy.update(later, list(range(130, 200))) == original.update(later, list(range(130, 200)))
+        probe = gaussian(rng, 5)
+        ranks, expected = copy.novelty(probe), original.novelty(probe)
+        assert ranks is not None and expected is not None and np.array_equal(ranks, expected)
+
+    def test_replay_fills_the_reference_and_tests_no_window(self) -> None:
+        """Replayed vectors go to the reference first, then to windows that close untested."""
+        rng = np.random.default_rng(8)
+        d = EmbeddingDrift(reference_size=40, k=3, window=WindowSpec(size=20, seconds=None, min_size=10))
+        d.replay(gaussian(rng, 70), list(range(70)))  # the reference, one closed window, 10 open
+        assert d.reference_ready and d.reference_end_ms == 39
+        (closed,) = d.update(gaussian(rng, 10), list(range(70, 80)))
+        assert (closed.window_start_ms, closed.window_end_ms, closed.n) == (60, 79, 20)
+
     def test_evidently_method_runs_directly(self) -> None:
         """An evidently embedding method is called without a Report and named in the result."""
         rng = np.random.default_rng(4)
@@ -127,6 +153,16 @@ class TestScoreDrift:
         (same,) = d.update(values, list(range(300, 402)))
         (shifted,) = d.update(list(rng.beta(5, 5, 100)), list(range(402, 502)))
         assert (same.drifted, same.n, shifted.drifted, shifted.method) == (False, 100, True, "ks")
+
+    def test_kept_reference_is_restored(self) -> None:
+        """A score reference taken back tests the next window as the original does."""
+        rng = np.random.default_rng(9)
+        original = ScoreDrift(reference_size=50, window=WindowSpec(size=25, seconds=None, min_size=10))
+        original.update(list(rng.beta(2, 8, 50)), list(range(50)))
+        copy = ScoreDrift(reference_size=50, window=WindowSpec(size=25, seconds=None, min_size=10))
+        copy.restore_reference(original.reference, original.reference_end_ms)
+        later: list[float | None] = list(rng.beta(5, 5, 25))
+        assert copy.update(later, list(range(50, 75))) == original.update(later, list(range(50, 75)))
 
 
 def scored(i: int, tenant: str, prompt: str, toxicity: float = 0.1) -> ScoredSample:

@@ -10,7 +10,8 @@ import pytest
 
 from agent.config import ClickHouseSettings
 from agent.storage import migrations
-from agent.storage.migrations import MIGRATIONS, on_cluster
+from agent.storage.cluster import on_cluster
+from agent.storage.migrations import MIGRATIONS
 
 DB = "lookout"
 CLUSTER = "lookout_cluster"
@@ -81,6 +82,14 @@ class TestOnCluster:
         expected = f"{head} {DB}.v_records ON CLUSTER {CLUSTER} AS SELECT * FROM {DB}.records FINAL"  # noqa: S608 - same
         assert on_cluster(view, CLUSTER) == [expected]
 
+    def test_data_statements_run_once_through_the_distributed_tables(self) -> None:
+        """A migration's INSERT ... SELECT is data, not DDL: sent once, unchanged, never to a _local table."""
+        inserts = [s for s in all_statements() if s.lstrip().startswith("INSERT")]
+        assert inserts
+        for statement in inserts:
+            assert on_cluster(statement, CLUSTER) == [statement]
+            assert "_local" not in statement
+
     def test_unknown_statement_is_refused(self) -> None:
         """A statement with no known cluster form fails loudly instead of running on one node."""
         with pytest.raises(ValueError, match="no ON CLUSTER form"):
@@ -88,7 +97,8 @@ class TestOnCluster:
 
     def test_every_migration_has_a_cluster_form(self) -> None:
         """Every shipped statement rewrites: all ON CLUSTER, no unreplicated MergeTree, a Distributed per table."""
-        out = [" ".join(s.split()) for statement in all_statements() for s in on_cluster(statement, CLUSTER)]
+        ddl = [s for s in all_statements() if not s.lstrip().startswith("INSERT")]
+        out = [" ".join(s.split()) for statement in ddl for s in on_cluster(statement, CLUSTER)]
         assert all(f" ON CLUSTER {CLUSTER} " in s for s in out)
         engines = re.findall(r"ENGINE = (\w+)", " ".join(out))
         assert all(e.startswith("Replicated") or e == "Distributed" for e in engines)

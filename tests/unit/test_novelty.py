@@ -106,6 +106,16 @@ class TestNearDuplicates:
         scores = dup.update(enc.encode(texts), enc.encode(texts), [5, 50, 50, 50, 50, 50])
         assert scores[0] is None and len(dup) == 3
 
+    def test_remember_refills_and_score_leaves_the_window_alone(self) -> None:
+        """remember() refills the window unscored (short replies skipped); score() remembers nothing."""
+        enc = HashingEncoder(dim=128)
+        canned = "Thank you for contacting support. An agent will get back to you within two business days."
+        dup = NearDuplicates(window=10, min_chars=10)
+        dup.remember(enc.encode(["Where is my parcel?", "Hi"]), enc.encode([canned, "Ok."]), [len(canned), 3])
+        assert len(dup) == 1
+        again = dup.score(enc.encode(["How do I reset my password?"]), enc.encode([canned]), [len(canned)])
+        assert again == [pytest.approx(1.0, abs=1e-6)] and len(dup) == 1
+
     def test_rejects_bad_arguments(self) -> None:
         """Window at least 1; shapes must match."""
         with pytest.raises(ValueError, match="window"):
