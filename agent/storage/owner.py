@@ -270,7 +270,7 @@ class OwnerChannel:
         server.lock = threading.Lock()
         self._inode = self.path.stat().st_ino
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="lookout-owner", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="lookout-owner", daemon=True)
         self._thread.start()
         return self
 
