@@ -225,11 +225,17 @@ def load_records(n: int, path: Path | None = None) -> tuple[list[dict[str, Any]]
                             "tenant": f"t{i % 3}", "route": "chat", "messages": turns[0], "response": turns[1],
                         }
                     )  # fmt: skip
-        elif isinstance(row.get("response"), str):
-            records.append(row)
+        elif isinstance(row.get("response"), str) and _decodes(row, len(records)):
+            records.append(row)  # the demo sample's malformed lines (there on purpose) stay out of the bench
     if not records:
         raise ConfigError(f"bench data {source} has no usable records")
     return records, str(source.relative_to(REPO) if source.is_relative_to(REPO) else source)
+
+
+def _decodes(row: dict[str, Any], i: int) -> bool:
+    """Whether the agent's decoder accepts ``row`` as a record."""
+    raw = RawMessage(Origin("bench", 0, i), json.dumps(row).encode(), None)
+    return isinstance(decode(raw), Sample)
 
 
 def to_samples(records: Sequence[dict[str, Any]]) -> list[Sample]:

@@ -110,3 +110,24 @@ class TestBenchAssembly:
         )  # fmt: skip
         samples = bench.to_samples([{"id": "a", "ts": 1, "messages": turns[0], "response": turns[1]}])
         assert samples[0].prompt == "capital of France?" and len(samples[0].history) == 2
+
+
+class TestBenchData:
+    """The bench runs on what the installed package ships: the demo sample, without its malformed lines."""
+
+    def test_every_record_of_the_demo_sample_decodes(self) -> None:
+        """The 8 malformed lines the demo sends to the DLQ on purpose are not bench records.
+
+        Issue 22: the end-to-end step of `lookout bench --quick` on a fresh clone stopped with "78 of the consumed
+        records did not decode".
+        """
+        from agent.decode import decode
+        from agent.types import Origin, RawMessage, Sample
+
+        records, source = bench.load_records(10_000)
+        assert source == "agent/data/demo_sample.jsonl"
+        lines = bench.DEMO.read_text(encoding="utf-8").splitlines()
+        assert len(records) == len(lines) - 8
+        for i, record in enumerate(records):
+            out = decode(RawMessage(Origin("t", 0, i), json.dumps(record).encode(), None))
+            assert isinstance(out, Sample), (i, out)
