@@ -38,8 +38,8 @@ def test_consume_ceiling_reads_and_decodes_every_message(monkeypatch: pytest.Mon
         decoded.append(message.origin.offset)
         return decode(message, *args)
 
+    records, _ = bench.load_records(8, bench.DEMO)  # before counting: loading checks that each record decodes
     monkeypatch.setattr(bench, "decode", counting)
-    records, _ = bench.load_records(8, bench.DEMO)
     rate = bench.measure_consume(records, messages=300)
     assert rate > 0
     assert decoded == list(range(300))
