@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent import metrics as m
-from agent.config import AlertSettings, NotifySettings
+from agent.config import AlertSettings, AlertSeverity, NotifySettings
 from dashboards.common import CLICKHOUSE, CLICKHOUSE_PLUGIN_VERSION, PROMETHEUS
 
 GROUP = "lookout"
@@ -49,7 +49,7 @@ class AlertRule:
     """Relative time range the query runs over (``$__timeFilter`` uses it), seconds."""
     pending: str
     """How long the condition must hold before firing (Grafana ``for``)."""
-    severity: Literal["warning", "critical"]
+    severity: AlertSeverity
     """``severity`` label for routing."""
     team: str
     """``team`` label for routing (``notify.quality_team`` or ``notify.platform_team``)."""

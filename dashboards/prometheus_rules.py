@@ -8,10 +8,10 @@ thresholds shared with the Grafana rules (consumer lag, dead-letter rate) come f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from agent import metrics as m
-from agent.config import AlertSettings, NotifySettings
+from agent.config import AlertSettings, AlertSeverity, NotifySettings
 from dashboards.notify import SERVICE
 
 GROUP = "lookout-agent"
@@ -34,7 +34,7 @@ class PromRule:
     """PromQL; every series it returns is a firing alert."""
     pending: str
     """``for``: how long the expression must hold."""
-    severity: Literal["warning", "critical"]
+    severity: AlertSeverity
     """``severity`` label."""
     summary: str
     """One line, templated with ``$labels`` and ``$value``."""

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from agent.drift_state import RESPONSE_LENGTH
 from agent.errors import LookoutError
 from agent.sinks.embeddings import dequantise
 from agent.storage.records import ExportFilter, parse_time
@@ -26,7 +27,6 @@ from detectors.types import TextField
 from evaluators.stored import score_columns, utc, where
 
 EmbeddingMethod = Literal["distance", "mmd", "model", "ratio"]
-RESPONSE_LENGTH = "response_length"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +58,24 @@ def open_chdb(path: Path, migrate: bool = False) -> Iterator[Any]:
         yield c
     finally:
         c.close()
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    """Return once something listens on 127.0.0.1:``port`` (a server a test started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form of a review page."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match is not None, html[:500]
+    return match.group(1)
 
 
 def seeded_data_dir(path: Path, seed: Callable[[Any], None]) -> Path:

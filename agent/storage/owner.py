@@ -336,6 +336,11 @@ class RemoteResult:
         return self.result_rows[0]
 
 
+def _statement(op: str, sql: str, parameters: dict[str, Any] | None, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """A request that runs ``sql`` on the owner (``query``, ``command`` or ``stream``)."""
+    return {"op": op, "sql": sql, "parameters": encode(parameters), "settings": encode(settings)}
+
+
 class OwnerClient:
     """A client that runs everything through the store's owner (see :class:`OwnerChannel`).
 
@@ -383,9 +388,7 @@ class OwnerClient:
     ) -> RemoteResult:
         """Run a query on the owner; the whole result."""
         with self._lock:
-            answer = self._call(
-                {"op": "query", "sql": sql, "parameters": encode(parameters), "settings": encode(settings)}
-            )
+            answer = self._call(_statement("query", sql, parameters, settings))
         rows = [tuple(r) for r in decode(answer["rows"])]
         return RemoteResult(tuple(answer["columns"]), rows)
 
@@ -394,9 +397,7 @@ class OwnerClient:
     ) -> Any:
         """Run a statement on the owner; what it returned."""
         with self._lock:
-            answer = self._call(
-                {"op": "command", "sql": sql, "parameters": encode(parameters), "settings": encode(settings)}
-            )
+            answer = self._call(_statement("command", sql, parameters, settings))
         return decode(answer["result"])
 
     def insert(self, table: str, data: Sequence[Sequence[Any]], column_names: Sequence[str] | None = None) -> None:
@@ -415,10 +416,7 @@ class OwnerClient:
         """Stream a query's rows block by block (an export never holds the whole result on either side)."""
         with self._lock:
             try:
-                _send(
-                    self._sock,
-                    {"op": "stream", "sql": sql, "parameters": encode(parameters), "settings": encode(settings)},
-                )
+                _send(self._sock, _statement("stream", sql, parameters, settings))
             except OSError:
                 raise self._gone() from None
             blocks = self._blocks()

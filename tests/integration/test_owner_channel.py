@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import time
 import urllib.request
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from conftest import AgentEnv, seeded_data_dir
+from conftest import AgentEnv, csrf_of, seeded_data_dir, wait_for_port
 from fastapi.testclient import TestClient
 
 from agent.broker import free_port
@@ -31,16 +29,6 @@ from agent.review.testing import FLAGGED_TO_ONE_QUEUE, scored_sample, seed
 from agent.storage.owner import OwnerChannel, OwnerClient, OwnerQueryError, decode, encode, socket_path
 
 DB = "lookout"
-
-
-def _wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"review server did not listen on {port}")
 
 
 def _commands(env: AgentEnv, out: Path) -> list[tuple[int, str]]:
@@ -73,7 +61,7 @@ class TestBesideTheOwner:
         port = free_port()
         server = agent_env.start("review", "serve", "--port", str(port))
         try:
-            _wait_for_port(port)
+            wait_for_port(port)
             assert socket_path(agent_env.data_dir).exists()
             beside = _commands(agent_env, tmp_path / "beside")
             assert beside == alone
@@ -180,11 +168,11 @@ class TestReviewRestart:
         token = store.add_annotator("alice")
         before = TestClient(create_review_app(store), base_url="http://testserver.local")
         login = before.get("/review/login")
-        csrf = login.text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(login.text)
         before.post("/review/login", data={"csrf": csrf, "token": token})
-        overview_csrf = before.get("/review/").text.split('name="csrf" value="')[1].split('"')[0]
+        overview_csrf = csrf_of(before.get("/review/").text)
         item = before.post("/review/queues/safety/next", data={"csrf": overview_csrf})
-        form_csrf = item.text.split('name="csrf" value="')[1].split('"')[0]
+        form_csrf = csrf_of(item.text)
         label_id = item.text.split('name="label_id" value="')[1].split('"')[0]
         action = item.text.split('id="label-form"')[0].rsplit('action="', 1)[1].split('"')[0]
 

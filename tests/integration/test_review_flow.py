@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AgentEnv, record
+from conftest import AgentEnv, record, wait_for_port
 
 from agent.broker import free_port
 
@@ -29,16 +27,6 @@ BENIGN = [
     ("How do I boil an egg?", "Put the egg in boiling water for about nine minutes, then cool it in cold water."),
     ("What is the capital of France?", "The capital of France is Paris."),
 ]
-
-
-def _wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"review server did not listen on {port}")
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="the browser flow needs /usr/bin/chromium")
@@ -66,7 +54,7 @@ class TestReviewFlow:
         port = free_port()
         server = agent_env.start("review", "serve", "--port", str(port))
         try:
-            _wait_for_port(port)
+            wait_for_port(port)
             self._label_three_in_browser(f"http://127.0.0.1:{port}", token)
         finally:
             server.send_signal(signal.SIGTERM)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import csrf_of
 from fastapi.testclient import TestClient
 
 from agent.review.app import create_review_app
@@ -36,12 +37,6 @@ def store(client: Any) -> ReviewStore:
 def app_client(store: ReviewStore, secure: bool = False) -> TestClient:
     scheme = "https" if secure else "http"
     return TestClient(create_review_app(store, secure_cookie=secure), base_url=f"{scheme}://testserver.local")
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match is not None, html[:500]
-    return match.group(1)
 
 
 def sign_in(http: TestClient, token: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from conftest import csrf_of
 from fastapi.testclient import TestClient
 
 from agent.review.app import create_review_app
@@ -47,12 +48,6 @@ def store(client: Any) -> ReviewStore:
 def http(store: ReviewStore) -> TestClient:
     """An in-process HTTP client for the standalone app."""
     return TestClient(create_review_app(store), base_url="http://testserver.local")
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match is not None
-    return match.group(1)
 
 
 def login(http: TestClient, token: str) -> str:
