@@ -13,6 +13,8 @@ the absolute numbers are noisy:
 * **end to end**: a tansu broker, the real agent (decode → redact → score → drift → review routing → chDB →
   commit) in this process, records/s from the first produce to the last record stored, counted after the
   group joined (the ~5 s join is a start-up cost, not throughput); the best of ``--rounds`` runs, like scoring.
+* **OTLP decode**: the same records as OTLP trace exports (:mod:`agent.otel.synthetic`) through the decode and
+  trace steps; ``otlp_decode_share_of_e2e`` is end to end over it (decoding's share of the agent's time).
 * **peak RSS** of this process (both encoder copies, chDB and the broker client included).
 
 The data is ``--data FILE``: JSONL of v1 records or HH-RLHF transcripts (both the chosen and the rejected
@@ -38,6 +40,7 @@ from agent.config import Settings, load_settings
 from agent.decode import decode
 from agent.errors import ConfigError
 from agent.hh import alternating, hh_turns
+from agent.otel.synthetic import measure_decode as measure_otlp_decode
 from agent.score import Scorer
 from agent.source import missing_client_speedups
 from agent.types import Origin, RawMessage, Sample
@@ -102,6 +105,8 @@ class BenchResult:
     """End-to-end records/s of the whole agent with the model's time taken out: one process's ceiling."""
     consume_ceiling_records_per_s: float | None = None
     """Records/s a bare consumer fetches, checksums and decodes: what the agent cannot pass on any device."""
+    otlp_decode_records_per_s: float | None = None
+    """Records/s the decode and trace steps get out of OTLP exports of the same records (no Kafka, no scoring)."""
     kafka_missing: tuple[str, ...] = ()
     """kafka-python speedups and codecs missing here (:func:`agent.source.missing_client_speedups`)."""
 
@@ -129,6 +134,9 @@ class BenchResult:
         out["vs_naive"] = round(self.vs_naive, 2)
         ratio = self.e2e_vs_scoring
         out["e2e_vs_scoring"] = None if ratio is None else round(ratio, 4)
+        otlp = self.otlp_decode_records_per_s
+        share = None if otlp is None or self.e2e_samples_per_s is None else self.e2e_samples_per_s / otlp
+        out["otlp_decode_share_of_e2e"] = None if share is None else round(share, 5)  # goal: at most 0.1
         return out
 
 
@@ -509,6 +517,8 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
     hit_rate = cache.hits / max(cache.hits + cache.misses, 1) if isinstance(cache, CachingEncoder) else 0.0
     naive, naive_texts = measure_naive(scorer, bare, samples[: config.naive_samples])
     progress(f"naive loop: {naive:.2f} samples/s")
+    otlp = measure_otlp_decode(records[: len(samples)])
+    progress(f"OTLP decode (spans → records, trace join): {otlp:,.0f} records/s")
     drift: dict[str, float] = {}
     agreement = None
     if config.precision != "fp32" or settings.encoder.runtime != "torch":
@@ -546,6 +556,7 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
         consume_ceiling_records_per_s=consume,
         host_ceiling_samples_per_s=host,
         host_e2e_records_per_s=host_e2e,
+        otlp_decode_records_per_s=otlp,
         kafka_missing=tuple(missing_client_speedups()),
     )
 
@@ -567,6 +578,8 @@ def table(result: BenchResult) -> str:
         ("  scoring / naive", f"{r.vs_naive:.1f}x"),
         ("end to end (tansu → agent → chDB)", e2e),
         ("  end to end / scoring", "-" if ratio is None else f"{ratio:.1%}"),
+        ("OTLP decode (spans → records)", "-" if r.otlp_decode_records_per_s is None
+         else f"{r.otlp_decode_records_per_s:,.0f} records/s"),
         ("consume ceiling (fetch, CRC, decode)", "skipped" if r.consume_ceiling_records_per_s is None
          else f"{r.consume_ceiling_records_per_s:,.0f} records/s"),
         ("scoring without the model", "-" if r.host_ceiling_samples_per_s is None

@@ -43,6 +43,8 @@ class Checkpoint:
         health: Readiness state: storage is reported up after a flush, down while one fails.
         sleep: How to wait between retries; the Kafka source's ``hold`` pauses its partitions and keeps polling,
             so a long storage outage does not cost the group membership.
+        held: Per partition, the lowest offset whose records a step still holds (the trace step's): no commit
+            goes past it, and the rest is committed once they are written.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Checkpoint:
         retry_backoff_max_s: float = 30.0,
         health: Health | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        held: Callable[[], Mapping[TopicPartitionKey, int]] | None = None,
     ) -> None:
         self.committer = committer
         self.sinks = tuple(sinks)
@@ -61,6 +64,9 @@ class Checkpoint:
         self.retry_backoff_max_s = retry_backoff_max_s
         self.health = health
         self._sleep = sleep
+        self._held = held
+        self._committed: dict[TopicPartitionKey, int] = {}
+        """The last offset committed per partition (a held partition's floor is not committed twice)."""
         self.retries = 0
         """Failed flushes retried so far."""
         self.commit_failures = 0
@@ -124,12 +130,18 @@ class Checkpoint:
         """
         if not self._uncommitted:
             return
-        offsets = dict(self._uncommitted)
+        wanted = dict(self._uncommitted)
+        floor = self._held() if self._held is not None else {}
+        capped = {key: min(offset, floor[key]) if key in floor else offset for key, offset in wanted.items()}
+        offsets = {key: offset for key, offset in capped.items() if self._committed.get(key) != offset}
+        if not offsets:
+            return
         topics = sorted({topic for topic, _ in offsets})
         try:
             self.committer.commit(offsets)
         except CommitFailed as exc:
             self._uncommitted.clear()
+            self._committed.clear()
             self.commit_failures += 1
             metrics.commit_failures.labels(topic=topics[0]).inc()
             log.warning("commit refused after a rebalance; the new owner re-reads and writes dedupe", error=str(exc))
@@ -140,7 +152,9 @@ class Checkpoint:
                 log.warning("commit deferred: Kafka unreachable; the offsets are kept and retried", error=str(exc))
             self._deferring = True
         else:
-            self._uncommitted.clear()
+            self._committed.update(offsets)
+            # what a held record kept back stays wanted, and is committed once the record is written
+            self._uncommitted = {key: offset for key, offset in wanted.items() if capped[key] < offset}
             if self._deferring:
                 log.info("deferred commit went through")
             self._deferring = False

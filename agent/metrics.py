@@ -56,6 +56,21 @@ DRIFT_RESTORE_DURATION = "lookout_drift_restore_seconds"
 """Time to read and rebuild one batch's newly seen streams."""
 DRIFT_RESTORE_FAILURES = "lookout_drift_restore_failures_total"
 """Reads of stored drift state that failed (those streams skip the batch and are tried again)."""
+OTEL_SPANS = "lookout_otel_spans_total"
+"""OpenTelemetry spans consumed, per ``role``: ``llm`` (became records), ``retriever`` (documents joined to their
+trace's LLM spans), ``other`` (skipped), ``invalid`` (an LLM span that could not become a record: dead-lettered)."""
+OTEL_HELD = "lookout_otel_held_records"
+"""LLM spans held while their traces complete (``otel.trace_wait_s``)."""
+OTEL_GAVE_UP = "lookout_otel_trace_gave_up_total"
+"""What the trace join gave up on, per ``reason``: ``timeout`` (scored before its trace's root span came),
+``memory`` (scored early: ``otel.max_held_records``), ``late_documents`` (documents after their LLM span was scored),
+``documents_cut`` (documents past ``otel.max_documents_chars``), ``traces_forgotten`` (``otel.max_traces``)."""
+OTLP_REQUESTS = "lookout_otlp_requests_total"
+"""OTLP/HTTP export requests the receiver answered, per status ``code``: ``200`` (every span acknowledged by Kafka),
+``400`` (not an OTLP export), ``401`` (token), ``413`` (too large), ``415`` (media type or encoding), ``503`` (Kafka did
+not acknowledge in ``otlp.ack_timeout_s``)."""
+OTLP_SPANS_RECEIVED = "lookout_otlp_spans_received_total"
+"""Spans the OTLP/HTTP receiver wrote to Kafka (in requests answered 200)."""
 READY = "lookout_ready"
 """1 while ``/readyz`` answers ready, else 0."""
 STORAGE_UP = "lookout_storage_up"
@@ -96,6 +111,11 @@ drift_restore_duration = Histogram(
     DRIFT_RESTORE_DURATION, "Seconds to rebuild newly seen drift streams.", buckets=_LATENCY_BUCKETS
 )
 drift_restore_failures = Counter(DRIFT_RESTORE_FAILURES, "Failed reads of stored drift state.")
+otel_spans = Counter(OTEL_SPANS, "OpenTelemetry spans consumed.", ["role"])
+otel_held = Gauge(OTEL_HELD, "LLM spans held while their traces complete.")
+otel_gave_up = Counter(OTEL_GAVE_UP, "What the trace join gave up on.", ["reason"])
+otlp_requests = Counter(OTLP_REQUESTS, "OTLP/HTTP export requests answered.", ["code"])
+otlp_spans_received = Counter(OTLP_SPANS_RECEIVED, "Spans received over OTLP/HTTP and written to Kafka.")
 ready = Gauge(READY, "1 while the agent is ready.")
 storage_up = Gauge(STORAGE_UP, "1 while ClickHouse writes succeed, 0 while they fail.")
 judge_records = Counter(JUDGE_RECORDS, "Records sent to the LLM judge.", ["outcome"])

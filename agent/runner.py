@@ -1,6 +1,6 @@
 """The agent loop: poll the source, hand the batch to each step in order, then the checkpoint (flush, commit).
 
-The steps are the record's path (``decode → redact → shed → score → drift → judge → store → route``, see
+The steps are the record's path (``decode → trace → redact → shed → score → drift → judge → store → route``, see
 :mod:`agent.step`); the checkpoint (:mod:`agent.checkpoint`) flushes their sinks before it commits the offsets.
 A crash between write and commit re-delivers the batch; writes are idempotent on the record id, so no reader
 sees it twice.
@@ -18,7 +18,7 @@ from agent import metrics
 from agent.checkpoint import Checkpoint
 from agent.metrics import Health
 from agent.source import Source
-from agent.step import BatchState, Step
+from agent.step import BatchState, Holding, Step
 from agent.storage.runs import RunCounters, RunLog
 from agent.types import RawMessage
 
@@ -68,6 +68,7 @@ class Agent:
         self.counters = RunCounters()
         self._probed_at = time.monotonic()
         self._stop = False
+        self._holding = [step for step in self.steps if isinstance(step, Holding)]
         self.on_batch: Callable[[RunCounters], None] | None = None
         """Called after each committed batch (progress displays)."""
 
@@ -100,6 +101,9 @@ class Agent:
                     self.process(messages)
                     last_record = time.monotonic()
                     continue
+                if any(step.due() for step in self._holding):  # held records whose wait is over, with no new batch
+                    self.process(())
+                    continue
                 self.checkpoint.commit_pending()
                 self._probe_storage()
                 if exit_when_idle is not None and self._idle_for(started, last_record) >= exit_when_idle:
@@ -120,7 +124,7 @@ class Agent:
         return self.counters
 
     def process(self, messages: Sequence[RawMessage]) -> None:
-        """Every step over one batch, then flush and commit."""
+        """Every step over one batch, then flush and commit (an empty batch lets held records go on)."""
         started = time.perf_counter()
         batch = BatchState.of(messages)
         for step in self.steps:
@@ -134,7 +138,8 @@ class Agent:
         finally:
             self.counters.write_retries = self.checkpoint.retries
         self._count(batch)
-        metrics.batch_duration.labels(topic=messages[0].origin.topic).observe(time.perf_counter() - started)
+        if messages:
+            metrics.batch_duration.labels(topic=messages[0].origin.topic).observe(time.perf_counter() - started)
 
     def _probe_storage(self) -> None:
         """While idle, check storage now and then so ``/readyz`` notices an outage without traffic."""
@@ -154,6 +159,8 @@ class Agent:
     def _idle_for(self, started: float, last_record: float) -> float:
         now = time.monotonic()
         assigned = self.source.last_assigned_at()
+        if any(step.holding() for step in self._holding):  # records wait for their traces: not idle yet
+            return 0.0
         if assigned is None:  # still joining: the idle clock has not started
             return now - started - JOIN_GRACE_S
         return now - max(last_record, assigned)

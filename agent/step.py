@@ -1,6 +1,6 @@
 """The Step protocol: what the runner hands each batch to, in order, between the source and the checkpoint.
 
-A record's path is a list of steps (``decode → redact → shed → score → drift → judge → store → route``), each
+A record's path is a list of steps (``decode → trace → redact → shed → score → drift → judge → store → route``), each
 a small object with a ``name``, an ``apply(batch)`` that reads and updates the :class:`BatchState`, and the sinks
 it buffers into. The checkpoint flushes those sinks, in step order, before it commits the batch's offsets.
 """
@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from agent.sinks.base import BatchingSink
 from agent.types import DeadLetter, RawMessage, Sample, ScoredSample, ShedPlan
 from detectors.types import TextField, Vectors
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpMessage:
+    """A message the decode step recognised as an OTLP trace export (``ExportTraceServiceRequest``)."""
+
+    message: RawMessage
+    """The message as consumed."""
+    encoding: Literal["json", "proto"]
+    """OTLP/JSON or protobuf."""
+    parsed: Mapping[str, Any] | None = None
+    """The JSON object, when the decode step parsed it already."""
 
 
 @dataclass
@@ -24,6 +36,8 @@ class BatchState:
     """Every polled message: all of them are committed and counted once the batch is written."""
     pending: list[RawMessage] = field(default_factory=list)
     """Messages no step has taken yet; the decode step decodes these."""
+    otlp: list[OtlpMessage] = field(default_factory=list)
+    """OTLP trace exports the decode step recognised, for the trace step."""
     samples: list[Sample] = field(default_factory=list)
     """Decoded (and redacted) records, waiting for the score step."""
     scored: list[ScoredSample] = field(default_factory=list)
@@ -60,6 +74,37 @@ class Step(Protocol):
     def sinks(self) -> Sequence[BatchingSink[Any]]:
         """The sinks this step buffers into; flushed, in step order, before the commit."""
         ...
+
+
+@runtime_checkable
+class Holding(Protocol):
+    """A step that keeps records across batches (the trace step, waiting for the rest of a trace).
+
+    The checkpoint commits no partition past the lowest offset a holding step still holds, and the runner hands
+    an empty batch to the steps when :meth:`due` says held records are ready while nothing is being consumed.
+    """
+
+    def held_offsets(self) -> Mapping[tuple[str, int], int]:
+        """Per (topic, partition), the lowest offset of a message whose records are held."""
+        ...
+
+    def due(self) -> bool:
+        """Whether held records are ready to go on (their wait is over)."""
+        ...
+
+    def holding(self) -> bool:
+        """Whether any record is held."""
+        ...
+
+
+def held_offsets(steps: Iterable[Step]) -> dict[tuple[str, int], int]:
+    """The lowest held offset per partition over every holding step."""
+    floor: dict[tuple[str, int], int] = {}
+    for step in steps:
+        if isinstance(step, Holding):
+            for key, offset in step.held_offsets().items():
+                floor[key] = min(offset, floor.get(key, offset))
+    return floor
 
 
 def sinks_of(steps: Iterable[Step]) -> list[BatchingSink[Any]]:

@@ -11,7 +11,7 @@ from agent.metrics import Health
 from agent.runner import Agent
 from agent.sinks.base import BatchingSink, SinkError
 from agent.source import CommitDeferred, CommitFailed, TopicPartitionKey
-from agent.step import Step, sinks_of
+from agent.step import Step, held_offsets, sinks_of
 from agent.types import Origin, RawMessage
 
 T = TypeVar("T")
@@ -101,6 +101,6 @@ def loop(
     """An agent over ``steps`` whose checkpoint flushes their sinks, in step order, and commits to ``source``."""
     checkpoint = Checkpoint(
         source, sinks_of(steps), write_retries=write_retries, retry_backoff_max_s=retry_backoff_max_s,
-        health=health, sleep=sleep,
+        health=health, sleep=sleep, held=lambda: held_offsets(steps),
     )  # fmt: skip
     return Agent(source, steps, checkpoint, max_records=max_records, max_wait_ms=max_wait_ms, health=health)

@@ -88,6 +88,14 @@ class Sample:
     """Call latency."""
     trace_id: str = ""
     """Trace id for joining with tracing systems."""
+    span_id: str = ""
+    """The LLM call's span id (OpenTelemetry), when it came as a span or the record names it."""
+    parent_span_id: str = ""
+    """The span it ran under ("" for a trace's root)."""
+    session_id: str = ""
+    """Conversation or session the call belongs to."""
+    error: str = ""
+    """Why the call failed ("" when it did not): an error span's status message or error type."""
     metadata: Mapping[str, str | float] = field(default_factory=dict)
     """Flat extra attributes."""
     origin: Origin | None = None

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from agent.decode import decode
+from agent.decode import DecodeStep, MessageFormat, decode
+from agent.step import BatchState
 from agent.testing import messages
 from agent.types import DecodeFailure, Message, Origin, RawMessage, Sample, Usage
 
@@ -525,3 +526,48 @@ class TestDecodeNeverRaises:
         """Objects with record keys and arbitrary values reach every field rule without raising."""
         message = raw(json.dumps({**rest, **required}).encode())
         assert_decoded(decode(message), message)
+
+
+class TestMessageFormat:
+    """``kafka.format``: v1 records and OTLP exports told apart per message (``auto``) or forced."""
+
+    @staticmethod
+    def _apply(values: list[bytes], fmt: MessageFormat = "auto") -> BatchState:
+        batch = BatchState.of([RawMessage(Origin("t", 0, i), v) for i, v in enumerate(values)])
+        DecodeStep(format=fmt).apply(batch)
+        return batch
+
+    def test_auto_tells_records_otlp_json_and_protobuf_apart(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+        proto = ExportTraceServiceRequest(resource_spans=[ResourceSpans()]).SerializeToString()
+        record = b'\n {"ts": 1, "prompt": "p", "response": "r"}'  # leading whitespace is still JSON
+        otlp_json = b'{"resourceSpans": []}'
+        batch = self._apply([record, otlp_json, proto, b"junk"])
+        assert [s.response for s in batch.samples] == ["r"]
+        assert [(o.encoding, o.message.origin.offset) for o in batch.otlp] == [("json", 1), ("proto", 2)]
+        assert batch.otlp[0].parsed == {"resourceSpans": []}
+        assert [d.reason for d in batch.dead_letters] == ["not JSON: Expecting value at line 1 column 1"]
+
+    def test_a_record_that_mentions_resource_spans_stays_a_record(self) -> None:
+        batch = self._apply([b'{"ts": 1, "prompt": "p", "response": "r", "resourceSpans": 1}'])
+        assert len(batch.samples) == 1 and not batch.otlp
+
+    def test_forced_formats(self) -> None:
+        assert self._apply([b'{"resourceSpans": []}'], "record").dead_letters[0].reason == (
+            "missing required field 'response'"
+        )
+        assert self._apply([b'{"ts": 1, "prompt": "p", "response": "r"}'], "otlp_json").otlp[0].encoding == "json"
+        assert self._apply([b'{"x": 1}'], "otlp_proto").otlp[0].encoding == "proto"
+        assert self._apply([b"[1]"], "otlp_json").dead_letters[0].reason == (
+            "OTLP/JSON export must be a JSON object, got array"
+        )
+
+    def test_an_otlp_export_may_be_larger_than_a_record(self) -> None:
+        big = json.dumps({"resourceSpans": [], "pad": "x" * 2_000}).encode()
+        record = json.dumps({"ts": 1, "prompt": "p", "response": "x" * 2_000}).encode()
+        batch = BatchState.of([RawMessage(Origin("t", 0, i), v) for i, v in enumerate([big, record])])
+        DecodeStep(1_024, "auto", otlp_max_bytes=4_096).apply(batch)
+        assert len(batch.otlp) == 1
+        assert [d.reason for d in batch.dead_letters] == [f"record is {len(record)} bytes, over the 1024-byte limit"]
