@@ -23,7 +23,7 @@ from agent.sinks.base import BatchingSink
 from agent.sinks.clickhouse import DeadLetterTableSink, RecordSink
 from agent.sinks.kafka import DeadLetterTopicSink
 from agent.source import KafkaSource, kafka_client_config, unreachable
-from agent.step import Step, sinks_of
+from agent.step import Step, held_offsets, sinks_of
 from agent.storage.client import Client, mask_dsn
 from agent.storage.database import check_score_columns, open_storage
 from agent.storage.runs import RunLog
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from agent.drift import DriftStep
     from agent.judge import JudgeStep
+    from agent.otel.receiver import OtlpReceiver
+    from agent.otel.step import TraceStep
     from agent.shedding import Shedder
     from agent.sinks.embeddings import EmbeddingSink
     from agent.web import WebServer
@@ -53,11 +55,18 @@ class Running:
     """What ``/readyz`` reports."""
     web: WebServer | None = None
     """The ``/metrics`` + probes server, when ``metrics.port`` is not 0."""
+    receiver: OtlpReceiver | None = None
+    """The OTLP/HTTP receiver, when ``otlp.listen`` is set."""
+    receiver_web: WebServer | None = None
+    """The receiver's own server, when ``otlp.listen`` is not the ``metrics`` address."""
 
     def close(self) -> None:
-        """Stop the web server and close storage."""
-        if self.web is not None:
-            self.web.stop()
+        """Stop the web servers, close the receiver's producer and storage."""
+        for server in (self.receiver_web, self.web):
+            if server is not None:
+                server.stop()
+        if self.receiver is not None:
+            self.receiver.close()
         self.client.close()
 
 
@@ -68,6 +77,48 @@ def start_web(settings: Settings, health: Health, routers: Sequence[APIRouter] =
     from agent.web import WebServer, build_app
 
     server = WebServer(build_app(health, routers), settings.metrics.host, settings.metrics.port)
+    server.start()
+    return server
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) → (host, port)."""
+    host, _, port = listen.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def otlp_receiver(settings: Settings) -> OtlpReceiver | None:
+    """The OTLP/HTTP receiver, its producer connected (None when ``otlp.listen`` is unset)."""
+    if settings.otlp.listen is None:
+        return None
+    from agent.otel.receiver import OtlpReceiver
+
+    receiver = OtlpReceiver(settings.otlp, settings.kafka)
+    receiver.connect()
+    return receiver
+
+
+def shares_metrics_port(settings: Settings) -> bool:
+    """Whether ``otlp.listen`` is the ``metrics`` address: the receiver is then served by that server."""
+    m = settings.metrics
+    return settings.otlp.listen is not None and m.port != 0 and listen_address(settings.otlp.listen) == (m.host, m.port)
+
+
+def serve_receiver(receiver: OtlpReceiver, listen: str, health: Health | None = None) -> WebServer:
+    """Serve ``POST /v1/traces`` on ``listen`` in the background; with ``health``, the probes and /metrics too."""
+    from fastapi import FastAPI
+
+    from agent.otel.receiver import TRACES_PATH
+    from agent.web import WebServer, build_app
+
+    if health is not None:
+        app = build_app(health, [receiver.router])
+    else:
+        app = FastAPI(title="lookout OTLP receiver", docs_url=None, redoc_url=None, openapi_url=None)
+        app.include_router(receiver.router)
+    host, port = listen_address(listen)
+    fix = "set LOOKOUT_OTLP__LISTEN (or `lookout receive --listen`) to a free HOST:PORT"
+    server = WebServer(app, host, port, path=TRACES_PATH, fix=fix)
     server.start()
     return server
 
@@ -106,6 +157,20 @@ def drift_step(
     )
     references = ReferenceSink(client, db, d.reference_size, encoder) if d.restore else None
     return DriftStep(monitor, DriftSink(client, db), references, lost_partitions if d.restore else None)
+
+
+def trace_step(settings: Settings) -> TraceStep | None:
+    """The trace step (OTLP spans → records), unless ``kafka.format`` says the topic holds v1 records only."""
+    if settings.kafka.format == "record":
+        return None
+    from agent.otel.step import TraceStep
+
+    return TraceStep(settings.otel, otlp_max_bytes(settings))
+
+
+def otlp_max_bytes(settings: Settings) -> int:
+    """Size limit of one consumed OTLP export: it holds many spans, so as large as the receiver accepts."""
+    return max(settings.limits.max_record_bytes, settings.otlp.max_body_bytes)
 
 
 def embedding_sink(settings: Settings, client: Client, scorer: Scorer) -> EmbeddingSink | None:
@@ -168,11 +233,17 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         raise unreachable(k, exc) from None
     health = Health()
     health.storage_ok()  # connected and migrated above: lookout_storage_up starts at 1
+    receiver = otlp_receiver(settings)
+    shared = shares_metrics_port(settings)
+    if receiver is not None and shared:
+        routers = [*routers, receiver.router]
     if settings.review.serve_ui:  # one process holds an embedded ClickHouse directory: serve the UI here
         from agent.review.app import agent_router
 
         routers = [*routers, agent_router(settings, client)]
     web = start_web(settings, health, routers)  # before the model load: /healthz answers while it runs
+    listen = settings.otlp.listen
+    receiver_web = serve_receiver(receiver, listen) if receiver is not None and listen and not shared else None
     scorer.warm_up()
     health.warmed_up = True
     feedback = feedback_step(settings, client, producer)
@@ -190,7 +261,8 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         route_sinks.append(feedback.sink)
     steps = optional(
         feedback,
-        DecodeStep(settings.limits.max_record_bytes),
+        DecodeStep(settings.limits.max_record_bytes, k.format, otlp_max_bytes(settings)),
+        trace_step(settings),
         RedactStep(redactor) if redactor is not None else None,
         shed,
         ScoreStep(scorer, shed.observe_inference if shed is not None else None),
@@ -206,6 +278,7 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         retry_backoff_max_s=settings.clickhouse.retry_backoff_max_s,
         health=health,
         sleep=source.hold,  # backoff while storage is down: partitions paused, group membership kept
+        held=lambda: held_offsets(steps),  # records the trace step holds keep their offsets back
     )
     agent = Agent(
         source,
@@ -222,4 +295,6 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         topic=k.topic, group=k.group_id, dlq=k.dead_letter_topic, clickhouse=mask_dsn(settings.clickhouse.dsn),
         detectors=list(names), feedback=feedback.topic if feedback else None,
     )  # fmt: skip
-    return Running(agent=agent, client=client, scorer=scorer, health=health, web=web)
+    return Running(
+        agent=agent, client=client, scorer=scorer, health=health, web=web, receiver=receiver, receiver_web=receiver_web
+    )

@@ -42,6 +42,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_OTLP_LISTEN = "127.0.0.1:4318"
+"""Where ``lookout receive`` listens when neither ``--listen`` nor ``otlp.listen`` says (OTLP/HTTP's port)."""
+
+
+def _listen(value: str) -> str:
+    from agent.config_otel import OtlpSettings
+
+    try:
+        OtlpSettings(listen=value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:4318, [::1]:4318)") from None
+    return value
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    """Receive OTLP/HTTP trace exports into the Kafka topic (no storage, no scoring), until stopped."""
+    import signal
+    import threading
+
+    from agent.app import listen_address, serve_receiver
+    from agent.metrics import Health
+    from agent.otel.receiver import TRACES_PATH, OtlpReceiver
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = _settings(args)
+    listen = args.listen or settings.otlp.listen or DEFAULT_OTLP_LISTEN
+    receiver = OtlpReceiver(settings.otlp, settings.kafka)
+    receiver.connect()  # an unreachable broker is a one-line error now, not a 503 on every export
+    try:
+        server = serve_receiver(receiver, listen, Health(warmed_up=True, assigned=lambda: True))
+    except LookoutError:
+        receiver.close()
+        raise
+    host = listen_address(listen)[0]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{server.port}{TRACES_PATH}"
+    print(
+        f"OTLP/HTTP receiver on {url} → topic {receiver.topic} at {settings.kafka.bootstrap_servers}; "
+        f"point OTEL_EXPORTER_OTLP_TRACES_ENDPOINT at it; Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        receiver.close()
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Score a JSONL file offline."""
     from agent.redact import redactor_from_settings
@@ -329,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit 0 after this long with nothing to consume",
     )
+    p = add("receive", cmd_receive)
+    p.add_argument(
+        "--listen", type=_listen, metavar="HOST:PORT",
+        help=f"where POST /v1/traces listens (default: otlp.listen, else {DEFAULT_OTLP_LISTEN}; port 0 picks one)",
+    )  # fmt: skip
     p = add("score", cmd_score)
     p.add_argument("--in", dest="input", required=True, metavar="FILE", help="JSONL of v1 records, - for stdin")
     p.add_argument("--out", dest="output", required=True, metavar="FILE", help="scored JSONL, - for stdout")

@@ -61,12 +61,24 @@ class WebServer:
         app: The ASGI app (usually from :func:`build_app`).
         host: Interface to bind.
         port: Port to bind (0 picks a free one; see :attr:`port` after :meth:`start`).
+        path: What it serves, for the log line and the error (``/metrics``, ``/v1/traces``).
+        fix: What to do when the port is taken (the error's second half).
     """
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        path: str = "/metrics",
+        fix: str = "set LOOKOUT_METRICS__PORT to a free port, or 0 to disable the endpoint",
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.path = path
+        self.fix = fix
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -80,8 +92,7 @@ class WebServer:
         except OSError as exc:
             sock.close()
             raise LookoutError(
-                f"cannot listen for /metrics on {self.host}:{self.port} ({exc.strerror}); "
-                "set LOOKOUT_METRICS__PORT to a free port, or 0 to disable the endpoint"
+                f"cannot listen for {self.path} on {self.host}:{self.port} ({exc.strerror}); {self.fix}"
             ) from None
         sock.listen(64)
         self.port = sock.getsockname()[1]
@@ -90,7 +101,7 @@ class WebServer:
         server = self._server
         self._thread = threading.Thread(target=lambda: server.run(sockets=[sock]), name="lookout-web", daemon=True)
         self._thread.start()
-        log.info("metrics endpoint listening", url=f"http://{self.host}:{self.port}/metrics")
+        log.info("endpoint listening", url=f"http://{self.host}:{self.port}{self.path}")
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ask uvicorn to exit and wait for the thread."""
