@@ -3,9 +3,9 @@
 Text: the detectors of :mod:`agent.redact_patterns` find candidate spans in the original text; overlapping spans
 are resolved by priority (extra patterns, then the built-ins in :func:`~agent.redact_patterns.builtin_detectors`
 order, then the optional NER finder); allow-listed and UUID-shaped spans are kept. Identifiers (``user_id``,
-``trace_id`` and the metadata values named in ``redact.identifier_metadata``) are kept, replaced by a stable
-keyed hash, or emptied (:class:`Identifiers`), in records, feedback events and dead letters alike, so joins
-between them still work.
+``trace_id``, ``session_id`` and the metadata values named in ``redact.identifier_metadata``) are kept, replaced
+by a stable keyed hash, or emptied (:class:`Identifiers`), in records, feedback events and dead letters alike, so
+joins between them still work. Span ids are not identifiers (random per call) and are kept.
 """
 
 from __future__ import annotations
@@ -48,12 +48,16 @@ _T = TypeVar("_T")
 _Failure = TypeVar("_Failure", bound=DecodeFailure | ScoringFailure)
 _HASHED = re.compile(r"h:[0-9a-f]{16}")
 
+RECORD_IDENTIFIERS = ("user_id", "trace_id", "session_id")
+"""Record fields that are identifiers: kept, hashed or dropped as ``redact.identifiers`` says (span ids are not:
+they are random per call)."""
+
 
 class Identifiers:
     """What becomes of identifiers: kept, replaced by a stable hash, or emptied.
 
     A hash is ``h:`` and the first 16 hex digits of HMAC-SHA256(key, value), or of SHA-256(value) without a key.
-    The same value always gives the same hash, so grouping by user and joining feedback to records by
+    The same value always gives the same hash, so grouping by user or session and joining feedback to records by
     ``trace_id`` keep working; a value that already is such a hash is kept (a replayed dead letter is not
     hashed twice).
 
@@ -69,7 +73,7 @@ class Identifiers:
         self.mode: IdentifierMode = mode
         self.metadata_keys = tuple(metadata_keys)
         self._key = key.encode("utf-8") if key else None
-        names = "|".join(re.escape(k) for k in ("user_id", "trace_id", *self.metadata_keys))
+        names = "|".join(re.escape(k) for k in (*RECORD_IDENTIFIERS, *self.metadata_keys))
         self._json_field = re.compile(rf'"(?:{names})"\s*:\s*"((?:[^"\\\r\n]|\\.)*)"')
 
     def __repr__(self) -> str:
@@ -93,15 +97,20 @@ class Identifiers:
         return self.mode != "keep" and metadata_key in self.metadata_keys
 
     def sample(self, sample: Sample) -> Sample:
-        """``sample`` with ``user_id``, ``trace_id`` and the named metadata values replaced (itself if unchanged)."""
+        """``sample`` with ``user_id``, ``trace_id``, ``session_id`` and the named metadata values replaced.
+
+        Returns ``sample`` itself when nothing changed.
+        """
         if self.mode == "keep":
             return sample
         named = {k: self.apply(v) for k, v in sample.metadata.items() if self.owns(k) and isinstance(v, str)}
         named = {k: v for k, v in named.items() if v != sample.metadata[k]}
-        user_id, trace_id = self.apply(sample.user_id), self.apply(sample.trace_id)
-        if not named and (user_id, trace_id) == (sample.user_id, sample.trace_id):
+        ids = (self.apply(sample.user_id), self.apply(sample.trace_id), self.apply(sample.session_id))
+        if not named and ids == (sample.user_id, sample.trace_id, sample.session_id):
             return sample
-        return replace(sample, user_id=user_id, trace_id=trace_id, metadata={**sample.metadata, **named})
+        user_id, trace_id, session_id = ids
+        metadata = {**sample.metadata, **named}
+        return replace(sample, user_id=user_id, trace_id=trace_id, session_id=session_id, metadata=metadata)
 
     def event(self, event: FeedbackEvent) -> FeedbackEvent:
         """``event`` with ``user_id`` and ``trace_id`` replaced the same way as a record's (itself if unchanged)."""
@@ -139,7 +148,8 @@ class Redactor:
         entropy_threshold: Bits per character above which a token of 32+ ``[A-Za-z0-9+/=_-]`` characters
             that mixes letters and digits is a secret (hex-only tokens such as hashes are kept; one with a
             ``/`` must also mix upper and lower case, so paths and URLs are kept).
-        identifiers: What becomes of ``user_id``, ``trace_id`` and named metadata values (default: hashed).
+        identifiers: What becomes of ``user_id``, ``trace_id``, ``session_id`` and named metadata values (default:
+            hashed).
         ner: Finds names and street addresses after every pattern (``[NAME]``, ``[ADDRESS]``); None: not run.
     """
 

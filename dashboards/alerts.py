@@ -144,6 +144,7 @@ def rules(alerts: AlertSettings, database: str, notify: NotifySettings | None = 
             ),
         ),
         *_signal_rules(alerts, db, quality),
+        *_call_rules(alerts, db, quality),
         AlertRule(
             uid="lookout-consumer-lag",
             title="Consumer lag high",
@@ -347,6 +348,66 @@ def _signal_rules(alerts: AlertSettings, db: str, quality: str) -> list[AlertRul
                 "novelty (refresh the stream's reference: restart the agent or pin drift.reference_file), abuse or "
                 "a broken client sending garbage is not. Label the novel records a detector also flagged first: the "
                 "detectors are least tested on new traffic."
+            ),
+        ),
+    ]
+
+
+def _call_rules(alerts: AlertSettings, db: str, quality: str) -> list[AlertRule]:
+    """The LLM calls themselves: p95 latency and error rate per model over ``alerts.latency_window_minutes``."""
+    window = alerts.latency_window_minutes
+    enough = f"HAVING count() >= {alerts.latency_min_records}"
+    return [
+        AlertRule(
+            uid="lookout-latency-p95",
+            title="LLM call latency high",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(toFloat64(quantile(0.95)(latency_ms)), 1) AS p95_latency_ms "
+                f"FROM {db}.v_records WHERE $__timeFilter(ts) AND latency_ms IS NOT NULL GROUP BY model {enough}"
+            ),
+            value="p95_latency_ms",
+            labels=("model",),
+            threshold=alerts.latency_p95_ms,
+            range_s=window * 60,
+            pending=f"{window}m",
+            severity="warning",
+            team=quality,
+            summary=(
+                "{{ $labels.model }}: p95 call latency is {{ $values.A }} ms, above "
+                f"{alerts.latency_p95_ms:g} ms over {window} min"
+            ),
+            runbook=(
+                "Open the Quality overview dashboard's 'Latency and errors' row filtered to the model: latency up on "
+                "every route points at the provider (check its status page, rate limits, a region change) or a model "
+                "switch; one route slow points at longer prompts or contexts there (token counts on the Cost "
+                "dashboard). Move traffic to a fallback model, or raise alerts.latency_p95_ms if this is normal."
+            ),
+        ),
+        AlertRule(
+            uid="lookout-error-rate",
+            title="LLM call error rate high",
+            source="clickhouse",
+            query=(
+                "SELECT model, round(countIf(error != '') * 100 / count(), 2) AS error_pct "
+                f"FROM {db}.v_records WHERE $__timeFilter(ts) GROUP BY model {enough}"
+            ),
+            value="error_pct",
+            labels=("model",),
+            threshold=alerts.error_rate_pct,
+            range_s=window * 60,
+            pending=f"{window}m",
+            severity="warning",
+            team=quality,
+            summary=(
+                "{{ $labels.model }}: {{ $values.A }}% of calls ended in an error, above "
+                f"{alerts.error_rate_pct:g}% over {window} min"
+            ),
+            runbook=(
+                "Read 'Top call errors' on the Quality overview dashboard: rate limits and quota errors need a higher "
+                "limit or less traffic, timeouts go with high latency (see 'Call latency by model'), authentication "
+                "errors mean a rotated key, invalid-request errors a client or prompt change (roll it back). Raise "
+                "alerts.error_rate_pct if this level is normal."
             ),
         ),
     ]

@@ -22,7 +22,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from agent.config import Settings
-from dashboards import alerts, cost, drift, feedback, health, notify, prometheus_rules, quality, review
+from dashboards import alerts, calls, cost, drift, feedback, health, notify, prometheus_rules, quality, review
 from dashboards.common import CLICKHOUSE, CLICKHOUSE_PLUGIN, PROMETHEUS, Board
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards/lookout"
@@ -56,7 +56,9 @@ def boards(settings: Settings) -> list[Board]:
     """All dashboards, built with the settings' database and thresholds."""
     db, a = settings.clickhouse.database, settings.alerts
     return [
-        feedback.add_panels(quality.build(db), a.thumbs_down_rate_pct),
+        calls.add_panels(
+            feedback.add_panels(quality.build(db), a.thumbs_down_rate_pct), a.latency_p95_ms, a.error_rate_pct
+        ),
         drift.build(db),
         cost.build(db, a.cost_budget_usd_per_day),
         review.build(db, a.review_sla_minutes),

@@ -12,7 +12,7 @@ from agent import logs
 from agent.config import Settings
 from agent.errors import LookoutError
 from agent.export.formats import NAMES
-from agent.export.writer import SFT_HISTORIES, ExportOptions
+from agent.export.writer import GROUP_BYS, SFT_HISTORIES, ExportOptions, GroupBy
 
 if TYPE_CHECKING:
     from agent.storage.records import ExportFilter, LabelState
@@ -43,37 +43,54 @@ def export_filter(args: argparse.Namespace, label_state: LabelState) -> ExportFi
     )
 
 
+def _check_options(args: argparse.Namespace) -> ExportOptions:
+    """The export options, or a one-line error for a combination that does not apply."""
+    if args.sft_history is not None and args.format != "sft":
+        raise LookoutError(f"--sft-history applies to --format sft only, not {args.format}")
+    group_by: GroupBy = "session" if args.group_by == "session" else "record"
+    if group_by == "session" and args.format not in ("jsonl", "parquet"):
+        raise LookoutError(f"--group-by session applies to --format jsonl or parquet, not {args.format}")
+    return ExportOptions(sft_history=args.sft_history or "none", group_by=group_by)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write reviewed records as training or labeling data, with a manifest."""
-    from agent.export.run import export, summary
+    from agent.export.run import Manifest, Progress, export, summary
+    from agent.export.sessions import export_sessions
     from agent.storage.database import open_storage
     from agent.storage.records import count_rows
 
-    if args.sft_history is not None and args.format != "sft":
-        raise LookoutError(f"--sft-history applies to --format sft only, not {args.format}")
-    options = ExportOptions(sft_history=args.sft_history or "none")
+    options = _check_options(args)
     settings = _settings(args)
     filt = export_filter(args, "all" if args.include_unlabeled else "labeled")
     client = open_storage(settings, shared=True)
     db = settings.clickhouse.database
+
+    def run(progress: Progress) -> Manifest:
+        if options.group_by == "session":
+            return export_sessions(client, db, args.out, args.format, filt, progress)
+        return export(client, db, args.out, args.format, filt, progress, options)
+
     try:
         if sys.stderr.isatty():
-            from rich.progress import Progress
+            from rich.progress import Progress as Bar
 
-            with Progress(transient=True) as bar:
+            with Bar(transient=True) as bar:
                 job = bar.add_task(f"export {args.format}", total=count_rows(client, db, filt))
-                manifest = export(
-                    client, db, args.out, args.format, filt, lambda n: bar.update(job, completed=n), options
-                )
+                manifest = run(lambda n: bar.update(job, completed=n))
         else:
 
             def line(n: int) -> None:
                 if n % LINE_EVERY == 0:
                     print(f"exported {n} rows", file=sys.stderr)
 
-            manifest = export(client, db, args.out, args.format, filt, line, options)
+            manifest = run(line)
     finally:
         client.close()
+    no_session = manifest.skipped.get("no_session", 0)
+    if no_session:
+        noun = "record has" if no_session == 1 else "records have"
+        print(f"{no_session} matched {noun} no session_id; left out", file=sys.stderr)
     print(summary(manifest, args.out), file=sys.stderr)
     return 0
 
@@ -174,6 +191,12 @@ def register(sub: Any, add: Add) -> None:
         choices=SFT_HISTORIES,
         help="sft only: earlier turns dropped (none, the default), as the prompt of a prompt-completion row "
         "(context), or kept with weight 0 on earlier assistant turns (weighted); never trained on",
+    )
+    p.add_argument(
+        "--group-by",
+        choices=GROUP_BYS,
+        help="jsonl and parquet: one row per record (the default) or per session, holding every stored turn of "
+        "each session the filters match (records without a session_id are left out)",
     )
     from agent.review.commands import review_subcommands
 

@@ -1,4 +1,8 @@
-"""``records.parquet``: the ``jsonl`` rows flattened into typed columns (pyarrow, written in row groups)."""
+"""``records.parquet``: the ``jsonl`` rows flattened into typed columns (pyarrow, written in row groups).
+
+``sessions.parquet`` (``--group-by session``): one row per session, ``session_id``, ``tenant`` and ``turns``, a
+list of the same flattened rows as structs (plus ``matched``), in ``(ts, id)`` order.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agent.export.files import AtomicFile, FileEntry
-from agent.export.writer import ExportOptions, Skip, Writer
+from agent.export.writer import ExportOptions, SessionWriter, Skip, Turns, Writer
 from agent.storage.records import Row
 
 ROW_GROUP = 10_000
+SESSION_ROW_GROUP = 1_000
 _TURN = pa.struct([("role", pa.string()), ("content", pa.string())])
 _MAP = pa.map_(pa.string(), pa.string())
 _TS = pa.timestamp("us", tz="UTC")
@@ -30,10 +35,11 @@ def schema(scores: Sequence[str]) -> pa.Schema:
     return pa.schema(
         [
             ("id", pa.string()), ("ts", _TS), ("tenant", pa.string()), ("user_id", pa.string()),
-            ("model", pa.string()), ("route", pa.string()), ("trace_id", pa.string()), ("prompt", pa.string()),
+            ("model", pa.string()), ("route", pa.string()), ("trace_id", pa.string()), ("span_id", pa.string()),
+            ("parent_span_id", pa.string()), ("session_id", pa.string()), ("prompt", pa.string()),
             ("response", pa.string()), ("history", pa.list_(_TURN)), ("context", pa.list_(pa.string())),
             ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("cost_usd", pa.float64()),
-            ("latency_ms", pa.float32()), ("metadata", _MAP),
+            ("latency_ms", pa.float32()), ("error", pa.string()), ("metadata", _MAP),
             *((name, pa.float32()) for name in scores),
             ("detector_versions", _MAP), ("flags", pa.list_(pa.string())),
             ("queues", pa.list_(pa.string())), ("priority", pa.int32()), ("reasons", pa.list_(pa.string())),
@@ -78,16 +84,54 @@ def flatten(row: Row) -> dict[str, Any]:
     return out
 
 
+def session_schema(scores: Sequence[str]) -> pa.Schema:
+    """``session_id``, ``tenant``, and ``turns``: a list of :func:`schema` rows as structs, plus ``matched``."""
+    turn = pa.struct([*schema(scores), pa.field("matched", pa.bool_())])
+    return pa.schema([("session_id", pa.string()), ("tenant", pa.string()), ("turns", pa.list_(turn))])
+
+
+class _Table:
+    """One parquet file under construction: rows buffered, written a row group at a time."""
+
+    def __init__(self, directory: Path, name: str, table_schema: pa.Schema, row_group: int) -> None:
+        self.out = AtomicFile(directory, name)
+        self.schema = table_schema
+        self.row_group = row_group
+        self._file = os.fdopen(self.out.take_fd(), "wb")  # the exclusively created temp file, never reopened by name
+        self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
+        self._buffer: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Buffer a row; a full buffer becomes a row group."""
+        self._buffer.append(row)
+        self.out.rows += 1
+        if len(self._buffer) >= self.row_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._buffer = []
+
+    def close(self) -> None:
+        """Write the last row group and the footer."""
+        self._flush()
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Close without writing what is buffered."""
+        self._writer.close()
+        self._file.close()
+
+
 class ParquetWriter(Writer):
     """Rows buffered and written one row group at a time (deterministic for the same rows)."""
 
     def __init__(self, directory: Path, scores: Sequence[str], options: ExportOptions | None = None) -> None:
         super().__init__(directory, scores, options)
-        self.out = AtomicFile(directory, "records.parquet")
-        self.schema = schema(scores)
-        self._file = os.fdopen(self.out.take_fd(), "wb")  # the exclusively created temp file, never reopened by name
-        self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
-        self._buffer: list[dict[str, Any]] = []
+        self.table = _Table(directory, "records.parquet", schema(scores), ROW_GROUP)
+        self.out = self.table.out
+        self.schema = self.table.schema
 
     @property
     def files(self) -> list[AtomicFile]:
@@ -98,26 +142,43 @@ class ParquetWriter(Writer):
         """Buffer the row; a full buffer becomes a row group."""
         if row.record is None:
             return "record_missing"
-        self._buffer.append(flatten(row))
-        self.out.rows += 1
-        if len(self._buffer) >= ROW_GROUP:
-            self._flush()
+        self.table.add(flatten(row))
         return None
-
-    def _flush(self) -> None:
-        if self._buffer:
-            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
-            self._buffer = []
 
     def commit(self) -> list[FileEntry]:
         """Write the last row group and the footer, then move the file into place."""
-        self._flush()
-        self._writer.close()
-        self._file.close()
+        self.table.close()
         return super().commit()
 
     def abort(self) -> None:
         """Close and remove the temp file."""
-        self._writer.close()
-        self._file.close()
+        self.table.abandon()
+        super().abort()
+
+
+class ParquetSessionWriter(SessionWriter):
+    """``sessions.parquet``: one row per session, its turns as a list of structs."""
+
+    def __init__(self, directory: Path, scores: Sequence[str]) -> None:
+        super().__init__(directory, scores)
+        self.table = _Table(directory, "sessions.parquet", session_schema(scores), SESSION_ROW_GROUP)
+
+    @property
+    def files(self) -> list[AtomicFile]:
+        """The parquet file."""
+        return [self.table.out]
+
+    def add_session(self, tenant: str, session_id: str, turns: Turns) -> None:
+        """Buffer the session; a full buffer becomes a row group."""
+        rows = [{**flatten(row), "matched": matched} for row, matched in turns]
+        self.table.add({"session_id": session_id, "tenant": tenant, "turns": rows})
+
+    def commit(self) -> list[FileEntry]:
+        """Write the last row group and the footer, then move the file into place."""
+        self.table.close()
+        return super().commit()
+
+    def abort(self) -> None:
+        """Close and remove the temp file."""
+        self.table.abandon()
         super().abort()

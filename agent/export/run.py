@@ -57,8 +57,14 @@ class Manifest:
 
     @property
     def written(self) -> int:
-        """Rows written: each data file holds one row per record it could represent."""
+        """Records written: one row each, or (``group_by`` session) a turn of a session row."""
         return self.query_rows - sum(self.skipped.values())
+
+    @property
+    def key(self) -> str:
+        """The entry's name under ``exports``: the format, ``FORMAT:session`` for a ``--group-by session`` export."""
+        group_by = self.options.get("group_by")
+        return f"{self.format}:{group_by}" if group_by else self.format
 
     def to_json(self) -> dict[str, Any]:
         """The format's entry under ``exports`` in ``manifest.json``."""
@@ -143,10 +149,13 @@ def manifest_json(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def merge_manifest(out_dir: Path, entry: Manifest) -> dict[str, Any]:
-    """Add or replace ``entry``'s format in ``out_dir/manifest.json``, keeping the other formats; atomic."""
+    """Add or replace ``entry``'s format (its :attr:`~Manifest.key`) in ``out_dir/manifest.json``, keeping the others.
+
+    Atomic: the new manifest is renamed into place under a lock on the directory.
+    """
     with _directory_lock(out_dir):
         entries = read_manifest(out_dir)
-        entries[entry.format] = entry.to_json()
+        entries[entry.key] = entry.to_json()
         doc = manifest_json(entries)
         out = TextFile(out_dir, MANIFEST)
         try:
@@ -156,6 +165,15 @@ def merge_manifest(out_dir: Path, entry: Manifest) -> dict[str, Any]:
             out.abort()
             raise
     return doc
+
+
+def prepare_directory(out_dir: Path) -> None:
+    """Create ``out_dir`` if missing, and stop (before any file changes) when its manifest cannot be read."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LookoutError(f"cannot create export directory {out_dir}: {exc.strerror}") from None
+    read_manifest(out_dir)
 
 
 def export(
@@ -170,11 +188,7 @@ def export(
     """Write one export into ``out_dir`` (created if missing); files appear only when complete."""
     factory = formats.resolve(format_name)
     options = options or ExportOptions()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LookoutError(f"cannot create export directory {out_dir}: {exc.strerror}") from None
-    read_manifest(out_dir)  # an unreadable manifest stops the export before any file changes
+    prepare_directory(out_dir)
     writer = factory(out_dir, score_columns(client, db), options)
     skipped: Counter[str] = Counter()
     rows = 0

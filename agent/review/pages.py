@@ -40,6 +40,8 @@ from agent.review.store import Annotator, LabelInput, Preference, ReviewError, R
 HERE = Path(__file__).parent
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 SEVERITIES = ("none", "minor", "moderate", "severe")
+SESSION_TURNS = 20
+"""Earlier turns of the item's session shown above it (the latest ones)."""
 
 
 def _visible(value: Any) -> Any:
@@ -240,7 +242,8 @@ def page_router(
             detectors=detectors, active=store.is_active(claim), label_id=uuid.uuid4().hex, severities=SEVERITIES,
             backlog=backlog, done_today=store.labeled_by(who.name, now - timedelta(hours=24)),
             previous=store.labels(claim.queue, claim.record_id), segments=segments,
-            feedback=store.feedback(claim.record_id),
+            feedback=store.feedback(claim.record_id), session_turns=store.session_turns(item, SESSION_TURNS),
+            session_limit=SESSION_TURNS,
         )  # fmt: skip
 
     @router.post("/claims/{claim_id}/label", name="review_label")

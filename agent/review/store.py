@@ -24,6 +24,7 @@ from agent.review.rules import DETECTORS, RulesFile
 from agent.storage import migrations
 from agent.storage.client import Client, history_turns
 from agent.storage.feedback import StoredFeedback, feedback_for
+from agent.storage.sessions import SessionTurn, earlier_turns
 
 Verdict = Literal["confirm", "reject"]
 Preference = Literal["none", "corrected", "original"]
@@ -521,6 +522,11 @@ class ReviewStore:
             scores={c: None if v is None else round(float(v), 6) for c, v in zip(columns, scores, strict=True)},
             flags=tuple(str(f) for f in flags),
         )
+
+    def session_turns(self, item: Item, limit: int = 20) -> list[SessionTurn]:
+        """The turns of the item's session before it (same ``session_id``, earlier ``ts``), oldest first."""
+        with self._lock:
+            return earlier_turns(self.client, self.database, item.tenant, item.record_id, limit)
 
     def feedback(self, record_id: str) -> list[StoredFeedback]:
         """User feedback about the record (directly or through its trace), oldest first."""

@@ -11,9 +11,10 @@ from agent.storage.client import Client
 from agent.types import DeadLetter, ScoredSample
 
 BASE_COLUMNS = (
-    "id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "trace_id", "prompt", "response",
-    "history", "context", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "metadata",
-    "detector_versions", "flags", "src_topic", "src_partition", "src_offset", "shed_weight", "judge_weight",
+    "id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "trace_id", "span_id", "parent_span_id",
+    "session_id", "prompt", "response", "history", "context", "prompt_tokens", "completion_tokens", "cost_usd",
+    "latency_ms", "error", "metadata", "detector_versions", "flags", "src_topic", "src_partition", "src_offset",
+    "shed_weight", "judge_weight",
 )  # fmt: skip
 
 
@@ -64,10 +65,10 @@ class RecordSink(BatchingSink[ScoredSample]):
         origin = s.origin
         usage = s.usage
         return [
-            s.id, s.ts, now, s.tenant, s.user_id, s.model, s.route, s.trace_id, s.prompt, s.response,
-            [(m.role, m.content) for m in s.history], list(s.context),
+            s.id, s.ts, now, s.tenant, s.user_id, s.model, s.route, s.trace_id, s.span_id, s.parent_span_id,
+            s.session_id, s.prompt, s.response, [(m.role, m.content) for m in s.history], list(s.context),
             usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None,
-            item.cost_usd, s.latency_ms, {k: _meta_value(v) for k, v in s.metadata.items()},
+            item.cost_usd, s.latency_ms, s.error, {k: _meta_value(v) for k, v in s.metadata.items()},
             dict(item.versions), list(item.flags),
             origin.topic if origin else "", origin.partition if origin else 0, origin.offset if origin else 0,
             item.shed_weight, item.judge_weight,

@@ -4,7 +4,8 @@ Tables:
 - ``records``: one row per record, identified by (tenant, id). ReplacingMergeTree keyed by (tenant, model, ts, id)
   with ``ingested_at`` as version, so a record written twice (a crash between write and commit) collapses to one
   row; a copy under another model or ts is superseded by a tombstone (version 12). Every read goes through the
-  ``v_*`` views (``FINAL``), so users never see a second copy, even before a merge.
+  ``v_*`` views (``FINAL``), so users never see a second copy, even before a merge. Since version 13 it also
+  holds the call's ``span_id``/``parent_span_id``, its ``session_id`` and its ``error`` ('' when absent).
 - ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
 - ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
 - ``drift_windows``: one row per (stream, window): drift score vs threshold for an embedding or score stream.
@@ -502,6 +503,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                 FROM {db}.records FINAL WHERE superseded = 0
             ) WHERE newer > 1 SETTINGS max_partitions_per_insert_block = 0
             """,
+            V_RECORDS,
+        ),
+    ),
+    Migration(
+        13,
+        "spans, sessions and call errors",
+        (
+            # OpenTelemetry span ids, the conversation a call belongs to, and why the call failed ('' when it did not)
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS span_id String DEFAULT '' AFTER trace_id",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS parent_span_id String DEFAULT '' AFTER span_id",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS session_id String DEFAULT '' AFTER parent_span_id",
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS error String DEFAULT '' AFTER latency_ms",
             V_RECORDS,
         ),
     ),

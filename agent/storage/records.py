@@ -214,9 +214,11 @@ class Row:
 
 
 RECORD_COLUMNS = (
-    "ts", "tenant", "user_id", "model", "route", "trace_id", "prompt", "response", "history", "context",
-    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "metadata", "detector_versions", "flags",
+    "ts", "tenant", "user_id", "model", "route", "trace_id", "span_id", "parent_span_id", "session_id", "prompt",
+    "response", "history", "context", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "error",
+    "metadata", "detector_versions", "flags",
 )  # fmt: skip
+"""The ``v_records`` columns a row's ``record`` holds (besides ``id``), in the order they are selected."""
 LABEL_COLUMNS = (
     "label_id", "label_queue", "annotator", "labeled_at", "verdicts", "severity", "note", "corrected_response",
     "preference", "source", "n_labels",
@@ -324,6 +326,34 @@ def iter_rows(client: Client, db: str, filt: ExportFilter) -> Iterator[Row]:
         raise StorageError(f"export query failed: {reason(exc)}") from None
 
 
+def record_json(record_id: str, rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's JSON-ready fields from its :data:`RECORD_COLUMNS` values (``ts`` as RFC 3339, maps sorted)."""
+    return {
+        "id": record_id,
+        "ts": iso(rec["ts"]),
+        "tenant": rec["tenant"],
+        "user_id": rec["user_id"],
+        "model": rec["model"],
+        "route": rec["route"],
+        "trace_id": rec["trace_id"],
+        "span_id": rec["span_id"],
+        "parent_span_id": rec["parent_span_id"],
+        "session_id": rec["session_id"],
+        "prompt": rec["prompt"],
+        "response": rec["response"],
+        "history": [{"role": role, "content": content} for role, content in history_turns(rec["history"])],
+        "context": list(rec["context"]),
+        "prompt_tokens": rec["prompt_tokens"],
+        "completion_tokens": rec["completion_tokens"],
+        "cost_usd": rec["cost_usd"],
+        "latency_ms": f32(rec["latency_ms"]),
+        "error": rec["error"],
+        "metadata": dict(sorted(rec["metadata"].items())),
+        "detector_versions": dict(sorted(rec["detector_versions"].items())),
+        "flags": list(rec["flags"]),
+    }
+
+
 def _row(raw: tuple[Any, ...], scores: list[str]) -> Row:
     record_id, has_record = raw[0], raw[1]
     n_rec = len(RECORD_COLUMNS)
@@ -333,28 +363,7 @@ def _row(raw: tuple[Any, ...], scores: list[str]) -> Row:
     labeled, lab = raw[at], dict(zip(LABEL_COLUMNS, raw[at + 1 : at + 1 + len(LABEL_COLUMNS)], strict=True))
     at += 1 + len(LABEL_COLUMNS)
     queued, que = raw[at], dict(zip(QUEUE_COLUMNS, raw[at + 1 : -1], strict=True))
-    record = None
-    if has_record:
-        record = {
-            "id": record_id,
-            "ts": iso(rec["ts"]),
-            "tenant": rec["tenant"],
-            "user_id": rec["user_id"],
-            "model": rec["model"],
-            "route": rec["route"],
-            "trace_id": rec["trace_id"],
-            "prompt": rec["prompt"],
-            "response": rec["response"],
-            "history": [{"role": role, "content": content} for role, content in history_turns(rec["history"])],
-            "context": list(rec["context"]),
-            "prompt_tokens": rec["prompt_tokens"],
-            "completion_tokens": rec["completion_tokens"],
-            "cost_usd": rec["cost_usd"],
-            "latency_ms": f32(rec["latency_ms"]),
-            "metadata": dict(sorted(rec["metadata"].items())),
-            "detector_versions": dict(sorted(rec["detector_versions"].items())),
-            "flags": list(rec["flags"]),
-        }
+    record = record_json(record_id, rec) if has_record else None
     label = None
     if labeled:
         label = Label(

@@ -71,20 +71,39 @@ def seed(client: Client) -> None:
                             halluc=k % 20 == 0))  # fmt: skip
         i += 1
     client.insert(f"{DB}.records", rows, column_names=RECORD_COLUMNS)
-    signals = []  # last 10 min, llama for initech: a third loops and reads negative, a sixth of prompts is novel
-    for k in range(30):
+    signals = []  # last 10 min, llama for initech: a third loops and reads negative, a sixth of prompts is novel;
+    for k in range(30):  # its calls are fast (p95 ~780 ms) and one of 30 failed (3.3%): no latency or error alert
         flags = [n for n, on in (("repetition", k % 3 == 0), ("tone", k % 3 == 1), ("novel", k % 6 == 2)) if on]
         signals.append(
             [f"s-{k:05d}", NOW - timedelta(seconds=10 + k * 20), NOW, "initech", "u-s", "llama-3-8b", "chat",
              f"prompt s{k}", f"response s{k}", 0.0, 0.8 if k % 3 == 0 else 0.05, 0.9 if k % 3 == 1 else 0.5,
-             0.2 if k % 5 == 0 else 0.7, 1.0 if k % 6 == 2 else 0.4, 0.3, flags, "logs", 1, k]
+             0.2 if k % 5 == 0 else 0.7, 1.0 if k % 6 == 2 else 0.4, 0.3, flags, "logs", 1, k, 500.0 + k * 10,
+             "rate limited" if k == 7 else "", "sess-llama"]
         )  # fmt: skip
     client.insert(
         f"{DB}.records",
         signals,
         column_names=["id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "prompt", "response",
                       "cost_usd", "repetition", "tone", "formality", "novelty", "near_duplicate", "flags",
-                      "src_topic", "src_partition", "src_offset"],
+                      "src_topic", "src_partition", "src_offset", "latency_ms", "error", "session_id"],
+    )  # fmt: skip
+    calls = []  # last 10 min: mistral is slow (p95 ~14.8 s) and fails 20% of calls (fires both call alerts);
+    for k in range(30):  # o1 is slower and always fails, but with 5 calls it has too few records to alert
+        calls.append(
+            [f"c-{k:05d}", NOW - timedelta(seconds=20 + k * 20), NOW, "umbrella", "mistral-large", "support",
+             f"prompt c{k}", f"response c{k}", 12_000.0 + k * 100, "upstream timeout" if k % 5 == 0 else "",
+             f"sess-{k % 3}", [], 0.0, "logs", 2, k]
+        )  # fmt: skip
+    for k in range(5):
+        calls.append(
+            [f"o-{k:05d}", NOW - timedelta(seconds=30 + k * 60), NOW, "umbrella", "o1", "support", f"prompt o{k}",
+             f"response o{k}", 30_000.0, "context length exceeded", "sess-o1", ["toxicity"], 0.0, "logs", 2, 100 + k]
+        )  # fmt: skip
+    client.insert(
+        f"{DB}.records",
+        calls,
+        column_names=["id", "ts", "ingested_at", "tenant", "model", "route", "prompt", "response", "latency_ms",
+                      "error", "session_id", "flags", "cost_usd", "src_topic", "src_partition", "src_offset"],
     )  # fmt: skip
     drift = []
     for stream, kind in (("embedding:response", "embedding"), ("score:toxicity", "score")):
@@ -216,6 +235,32 @@ class TestPanelQueries:
         assert [r[0] for r in rows] == ["claude-3-haiku"]
         assert rows[0][1] == 120
 
+    def test_sessions_table_counts_each_session(self, ch: Client) -> None:
+        """One row per (tenant, session_id): records, flagged share, errors, first and last call; biggest first."""
+        q = next(q for q in QUERIES if q.panel == "Sessions")
+        rows = {r[0]: r[1:5] for r in _run(ch, q, ALL_SELECTED).result_rows}
+        assert rows == {
+            "sess-llama": ("initech", 30, 83.33, 1),  # 25 of 30 carry a flag (repetition, tone or novel)
+            "sess-0": ("umbrella", 10, 0.0, 2),  # mistral's 6 failed calls, 2 in each of its sessions
+            "sess-1": ("umbrella", 10, 0.0, 2),
+            "sess-2": ("umbrella", 10, 0.0, 2),
+            "sess-o1": ("umbrella", 5, 100.0, 5),
+        }
+        assert next(iter(rows)) == "sess-llama"
+
+    def test_latency_quantiles_and_errors_by_model(self, ch: Client) -> None:
+        """The latency panel reads only records with a latency; the error table counts each error per model."""
+        q = next(q for q in QUERIES if q.panel == "Call latency by model (p50, p95, p99)")
+        models = {r[1] for r in _run(ch, q, ALL_SELECTED).result_rows}
+        assert models == {"llama-3-8b", "mistral-large", "o1"}
+        q = next(q for q in QUERIES if q.panel == "Top call errors")
+        rows = [r[:4] for r in _run(ch, q, ALL_SELECTED).result_rows]
+        assert rows == [
+            ("upstream timeout", "mistral-large", "support", 6),
+            ("context length exceeded", "o1", "support", 5),
+            ("rate limited", "llama-3-8b", "chat", 1),
+        ]
+
 
 class TestAlertQueries:
     """Each ClickHouse alert query returns its label columns and one numeric value; the seeded incidents fire."""
@@ -238,5 +283,19 @@ class TestAlertQueries:
             "lookout-negative-tone": {("llama-3-8b",)},
             "lookout-novelty-rate": {("initech", "llama-3-8b", "chat")},
             "lookout-thumbs-down-rate": {("gpt-4o-mini",)},
+            "lookout-latency-p95": {("mistral-large",)},
+            "lookout-error-rate": {("mistral-large",)},
         }[rule.uid]
         assert firing == expected, values
+
+    @pytest.mark.parametrize("uid", ["lookout-latency-p95", "lookout-error-rate"])
+    def test_call_rules_need_min_records(self, ch: Client, uid: str) -> None:
+        """o1 (5 slow, failed calls) is left out at alerts.latency_min_records 20 and fires at 5; llama never fires."""
+        for min_records, expected in ((20, {"mistral-large"}), (5, {"mistral-large", "o1"})):
+            settings = Settings().with_overrides(alerts={"latency_min_records": min_records})
+            rule = next(r for r in bundle(settings).rules if r.uid == uid)
+            ctx = QueryContext(NOW - timedelta(seconds=rule.range_s), NOW, 60, {})
+            values = {r[0]: float(r[-1]) for r in ch.query(expand(rule.query, ctx)).result_rows}
+            assert {m for m, v in values.items() if v > rule.threshold} == expected, values
+            assert "llama-3-8b" in values and values["llama-3-8b"] <= rule.threshold
+            assert ("o1" in values) == (min_records == 5)

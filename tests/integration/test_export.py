@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -18,6 +19,7 @@ from conftest import open_chdb, seeded_data_dir
 from agent.errors import LookoutError
 from agent.export.formats import NAMES, JsonlWriter
 from agent.export.run import export
+from agent.export.sessions import export_sessions
 from agent.export.writer import ExportOptions
 from agent.sinks.clickhouse import RecordSink
 from agent.storage.client import Client
@@ -27,6 +29,7 @@ from agent.types import Message, Origin, Sample, ScoredSample
 DB = "lookout"
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SCORES = ["toxicity", "prompt_toxicity", "relevance", "hallucination", "refusal"]
+SPAN = {"trace_id": "tr-1", "span_id": "sp-1", "parent_span_id": "sp-0", "error": "APITimeoutError: 30 s"}
 ITEM_COLUMNS = [
     "queue", "record_id", "enqueued_at", "record_ts", "tenant", "model", "route", "priority", "reasons", "rule",
     "control",
@@ -37,7 +40,11 @@ LABEL_COLUMNS = [
 ]  # fmt: skip
 
 
-def scored(rid: str, hours: int, tenant: str = "acme", model: str = "m1", toxicity: float = 0.1) -> ScoredSample:
+def scored(
+    rid: str, hours: int, tenant: str = "acme", model: str = "m1", toxicity: float = 0.1, session: str = "",
+    span: bool = False,
+) -> ScoredSample:  # fmt: skip
+    """A stored record; with ``span``, the trace and span ids and the error of a failed call (:data:`SPAN`)."""
     sample = Sample(
         id=rid,
         ts=T0 + timedelta(hours=hours),
@@ -50,7 +57,13 @@ def scored(rid: str, hours: int, tenant: str = "acme", model: str = "m1", toxici
         context=("a passage",),
         metadata={"app": "x"},
         origin=Origin("logs", 0, hours),
+        session_id=session,
     )
+    if span:
+        sample = dataclasses.replace(
+            sample, trace_id=SPAN["trace_id"], span_id=SPAN["span_id"], parent_span_id=SPAN["parent_span_id"],
+            error=SPAN["error"],
+        )  # fmt: skip
     flags = ("toxicity",) if toxicity >= 0.5 else ()
     return ScoredSample(sample, {"toxicity": toxicity, "relevance": 0.9}, {"toxicity": "v1"}, flags, 0.001)
 
@@ -67,17 +80,23 @@ def label(
 
 
 def seed(client: Client) -> None:
-    """r1..r7 reviewed (r6's record is missing, r4 is unlabeled), r8 never queued; r5 stored twice with two ts."""
+    """r1..r7 reviewed (r6's record is missing, r4 is unlabeled), r8 never queued; r5 stored twice with two ts.
+
+    Sessions: acme/s-a holds t-a0, r1, t-a2 (the t-* never queued), beta/s-a holds r3 (another tenant's session
+    of the same id), acme/s-b holds r4 and r7; r2, r5 and r8 belong to no session.
+    """
     sink = RecordSink(client, DB, SCORES)
     sink.write(
         [
-            scored("r1", 1, toxicity=0.9),
+            scored("t-a0", 0, session="s-a"),
+            scored("r1", 1, toxicity=0.9, session="s-a", span=True),
             scored("r2", 2, model="m2"),
-            scored("r3", 3, tenant="beta"),
-            scored("r4", 4),
+            scored("r3", 3, tenant="beta", session="s-a"),
+            scored("r4", 4, session="s-b"),
             scored("r5", 5),
-            scored("r7", 7, toxicity=0.8),
+            scored("r7", 7, toxicity=0.8, session="s-b"),
             scored("r8", 8),
+            scored("t-a2", 9, model="m2", session="s-a"),
         ]
     )
     sink.write([scored("r5", 6)])  # the same id re-delivered with another ts: a second row in v_records
@@ -339,6 +358,86 @@ class TestFormats:
         r4 = next(o for o in lines(tmp_path / "j" / "records.jsonl") if o["id"] == "r4")
         assert r4["label"] is None and r4["review"]["reasons"] == ["relevance"]
 
+    def test_span_session_and_error_fields_in_jsonl_and_parquet(self, client: Client, tmp_path: Path) -> None:
+        """trace_id, span_id, parent_span_id, session_id, error and latency_ms are record fields in both files."""
+        export(client, DB, tmp_path, "jsonl", ExportFilter())
+        export(client, DB, tmp_path, "parquet", ExportFilter())
+        fields = ("trace_id", "span_id", "parent_span_id", "session_id", "error")
+        out = {o["id"]: o for o in lines(tmp_path / "records.jsonl")}
+        assert {f: out["r1"][f] for f in fields} == {**SPAN, "session_id": "s-a"}
+        assert {f: out["r2"][f] for f in fields} == dict.fromkeys(fields, "")
+        table = pq.read_table(tmp_path / "records.parquet").to_pylist()
+        r1 = next(r for r in table if r["id"] == "r1")
+        assert {f: r1[f] for f in fields} == {**SPAN, "session_id": "s-a"}
+        assert str(pq.read_schema(tmp_path / "records.parquet").field("session_id").type) == "string"
+
+
+def turn_ids(session: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [(t["id"], t["matched"]) for t in session["turns"]]
+
+
+class TestSessions:
+    """``--group-by session``: one conversation per session, every stored turn, sessions chosen by the filters."""
+
+    def test_one_line_per_session_with_every_turn_in_ts_order(self, client: Client, tmp_path: Path) -> None:
+        """Sessions by first turn; turns in ts order; unreviewed turns included, unmatched; a tenant splits an id."""
+        m = export_sessions(client, DB, tmp_path, "jsonl", ExportFilter())
+        out = lines(tmp_path / "sessions.jsonl")
+        assert [(o["tenant"], o["session_id"]) for o in out] == [("acme", "s-a"), ("beta", "s-a"), ("acme", "s-b")]
+        assert all(set(o) == {"session_id", "tenant", "turns"} for o in out)
+        assert turn_ids(out[0]) == [("t-a0", False), ("r1", True), ("t-a2", False)]
+        assert turn_ids(out[1]) == [("r3", True)]
+        assert turn_ids(out[2]) == [("r4", False), ("r7", True)]  # r4 is unlabeled: not matched by default
+        t_a0, r1, t_a2 = out[0]["turns"]
+        assert [t["ts"] for t in out[0]["turns"]] == sorted(t["ts"] for t in out[0]["turns"])
+        assert (r1["prompt"], r1["response"], r1["model"], r1["flags"]) == (
+            "prompt of r1", "response of r1", "m1", ["toxicity"]
+        )  # fmt: skip
+        assert r1["label"]["label_id"] == "l1b" and r1["review"]["queues"] == ["tox"] and r1["span_id"] == "sp-1"
+        assert (t_a0["label"], t_a0["review"], t_a0["feedback"]) == (None, None, [])
+        assert t_a2["model"] == "m2" and t_a2["scores"]["toxicity"] == 0.1
+        assert (m.query_rows, m.skipped, m.files[0].rows) == (6, {"no_session": 2, "record_missing": 1}, 3)
+        entry = manifest(tmp_path)["exports"]["jsonl:session"]
+        assert (entry["format"], entry["options"], entry["written"]) == ("jsonl", {"group_by": "session"}, 3)
+
+    def test_filters_choose_sessions_and_whole_sessions_are_written(self, client: Client, tmp_path: Path) -> None:
+        """--since matches r5 and r7 only: r7's session comes with r4, from before --since; r5 has no session."""
+        m = export_sessions(client, DB, tmp_path, "jsonl", ExportFilter(since=T0 + timedelta(hours=5)))
+        (only,) = lines(tmp_path / "sessions.jsonl")
+        assert (only["session_id"], turn_ids(only)) == ("s-b", [("r4", False), ("r7", True)])
+        assert m.skipped == {"no_session": 1}
+        export_sessions(client, DB, tmp_path, "jsonl", ExportFilter(tenants=("beta",)))
+        assert [(o["tenant"], turn_ids(o)) for o in lines(tmp_path / "sessions.jsonl")] == [("beta", [("r3", True)])]
+        export_sessions(client, DB, tmp_path, "jsonl", ExportFilter(label_state="all"))
+        assert turn_ids(lines(tmp_path / "sessions.jsonl")[2]) == [("r4", True), ("r7", True)]
+
+    def test_parquet_has_one_row_per_session_with_turn_structs(self, client: Client, tmp_path: Path) -> None:
+        """sessions.parquet: session_id, tenant and turns (the records.parquet columns plus matched) per row."""
+        export_sessions(client, DB, tmp_path, "parquet", ExportFilter())
+        table = pq.read_table(tmp_path / "sessions.parquet")
+        assert table.column_names == ["session_id", "tenant", "turns"]
+        rows = table.to_pylist()
+        assert [(r["tenant"], r["session_id"]) for r in rows] == [("acme", "s-a"), ("beta", "s-a"), ("acme", "s-b")]
+        assert [(t["id"], t["matched"]) for t in rows[0]["turns"]] == [("t-a0", False), ("r1", True), ("t-a2", False)]
+        r1 = rows[0]["turns"][1]
+        assert (r1["label_id"], r1["error"], r1["session_id"], r1["toxicity"]) == (
+            "l1b", "APITimeoutError: 30 s", "s-a", pytest.approx(0.9)
+        )  # fmt: skip
+        assert rows[0]["turns"][0]["label_id"] is None
+
+    def test_rerun_is_byte_identical(self, client: Client, tmp_path: Path) -> None:
+        """The same filters on the same data give the same session files."""
+        for fmt in ("jsonl", "parquet"):
+            a = export_sessions(client, DB, tmp_path / "a", fmt, ExportFilter(label_state="all"))
+            b = export_sessions(client, DB, tmp_path / "b", fmt, ExportFilter(label_state="all"))
+            assert [f.sha256 for f in a.files] == [f.sha256 for f in b.files]
+
+    def test_only_jsonl_and_parquet_hold_sessions(self, client: Client, tmp_path: Path) -> None:
+        """Another format is a one-line error, before any file is written."""
+        with pytest.raises(LookoutError, match=r"^--group-by session writes jsonl or parquet, not sft$"):
+            export_sessions(client, DB, tmp_path / "out", "sft", ExportFilter())
+        assert not (tmp_path / "out").exists()
+
 
 class TestExportRun:
     """Files, manifest, determinism, atomicity."""
@@ -492,6 +591,24 @@ class TestExportCommand:
         assert refused.returncode == 1
         assert refused.stderr.strip().splitlines() == [
             "lookout: error: --sft-history applies to --format sft only, not dpo"
+        ]
+
+    def test_group_by_session_says_what_was_left_out(self, data_dir: Path, tmp_path: Path) -> None:
+        """--group-by session: one stderr line for records without a session_id, then the summary; sft refused."""
+        env = {"LOOKOUT_CLICKHOUSE__DSN": f"chdb://{data_dir}", "PATH": "/usr/bin:/bin"}
+        out = tmp_path / "out"
+        base = [sys.executable, "-m", "agent", "export", "--out", str(out), "--group-by", "session", "--format"]
+        proc = subprocess.run([*base, "jsonl"], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().splitlines()[-2:] == [
+            "2 matched records have no session_id; left out",
+            f"wrote sessions.jsonl (3 rows) to {out}; 6 records matched, 3 skipped (no_session 2, record_missing 1)",
+        ]
+        assert len(lines(out / "sessions.jsonl")) == 3
+        refused = subprocess.run([*base, "sft"], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "lookout: error: --group-by session applies to --format jsonl or parquet, not sft"
         ]
 
     def test_bad_time_is_one_line_and_exit_1(self, data_dir: Path, tmp_path: Path) -> None:

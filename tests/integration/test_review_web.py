@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from agent.review.app import create_review_app
 from agent.review.security import CONTENT_SECURITY_POLICY
 from agent.review.store import ReviewStore, token_hash
 from agent.review.testing import FLAGGED_TO_ONE_QUEUE, scored_sample, seed
+from agent.types import ScoredSample
 
 DB = "lookout"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -162,6 +165,65 @@ class TestApi:
         response = http.post("/review/api/v1/labels", headers=auth, json=bad)
         assert response.status_code == 422
         assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def in_session(
+    record_id: str, minute: int, session: str = "conv-1", tenant: str = "acme", flagged: bool = False,
+    prompt: str = "a prompt", response: str = "a response",
+) -> ScoredSample:  # fmt: skip
+    """A record of ``session`` at 10:``minute`` (the routed item is flagged, the other turns are not)."""
+    base = scored_sample(record_id, response, prompt, flags=("toxicity",) if flagged else ())
+    sample = dataclasses.replace(
+        base.sample, ts=datetime(2026, 11, 25, 10, minute, tzinfo=UTC), session_id=session, tenant=tenant
+    )
+    return dataclasses.replace(base, sample=sample)
+
+
+class TestSessionTurns:
+    """The item page shows the earlier turns of the item's session, above it, escaped like the item itself."""
+
+    def page(self, client: Any, records: list[ScoredSample]) -> str:
+        seed(client, DB, records)
+        store = ReviewStore(client, DB, FLAGGED_TO_ONE_QUEUE)
+        http = TestClient(create_review_app(store), base_url="http://testserver.local")
+        csrf = login(http, store.add_annotator("alice"))
+        page = http.post("/review/queues/safety/next", data={"csrf": csrf})
+        assert page.status_code == 200 and "item-0" in page.text
+        return page.text
+
+    def test_earlier_turns_oldest_first_escaped_and_shortened(self, client: Any) -> None:
+        """Earlier turns of the same (tenant, session_id) only, oldest first; hostile text inert; long text cut."""
+        records = [
+            in_session("turn-a", 1, prompt="first question", response="y" * 600),
+            in_session("turn-b", 2, prompt=HOSTILE[0], response="pay\u202epal"),
+            in_session("turn-c", 3, prompt="third question", response=HOSTILE[1]),
+            in_session("item-0", 4, flagged=True, prompt="the flagged prompt"),
+            in_session("later", 5, prompt="asked after the item"),
+            in_session("other-tenant", 2, tenant="globex", prompt="another tenant's turn"),
+            in_session("other-session", 2, session="conv-2", prompt="another conversation"),
+        ]
+        html = self.page(client, records)
+        section = html[html.index('<details class="session"') : html.index("</details>")]
+        assert "Earlier in this session (3)" in section
+        assert [m for m in re.findall(r"turn-[abc]", section)] == ["turn-a", "turn-b", "turn-c"]
+        assert html.index('id="session"') < html.index('id="prompt"')
+        for absent in ("asked after the item", "another tenant", "another conversation", "<script>", "<img"):
+            assert absent not in html
+        assert "&lt;script&gt;window.__pwned" in section and "&lt;img src=x onerror=" in section
+        assert "pay\\u202epal" in section and "\u202e" not in html  # shown as an escape, never raw
+        assert "y" * 500 + "…" in section and "y" * 501 not in section
+
+    def test_at_most_the_latest_twenty(self, client: Any) -> None:
+        """A long session shows its 20 turns before the item, not the older ones."""
+        records = [in_session(f"turn-{k:02d}", k, prompt=f"question {k:02d}") for k in range(25)]
+        html = self.page(client, [*records, in_session("item-0", 30, flagged=True)])
+        assert "Earlier in this session (20, the latest)" in html
+        assert re.findall(r"question (\d\d)", html) == [f"{k:02d}" for k in range(5, 25)]
+
+    def test_no_session_no_section(self, client: Any) -> None:
+        """An item without a session_id shows no session section."""
+        html = self.page(client, [in_session("item-0", 4, session="", flagged=True), in_session("a", 1, session="")])
+        assert 'id="session"' not in html
 
 
 class Served:

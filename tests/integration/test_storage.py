@@ -36,6 +36,12 @@ def scored(
         tenant=tenant,
         context=("passage",),
         usage=Usage(3, 4),
+        latency_ms=812.5,
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        span_id="00f067aa0ba902b7",
+        parent_span_id="b7ad6b7169203331",
+        session_id="conv-7",
+        error="RateLimitError: 429",
         metadata={"k": "v", "n": 3.0},
         origin=Origin("t", 1, offset),
     )
@@ -120,6 +126,17 @@ class TestRecordSink:
         assert row[9:13] == ({"toxicity": "v1"}, ["toxicity"], "t", 1)
         assert row[13].replace(tzinfo=UTC) == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
+    def test_span_session_latency_and_error_round_trip(self, client: Any) -> None:
+        """Trace and span ids, session_id, latency_ms and error reach v_records as the sample held them."""
+        RecordSink(client, DB, ["toxicity"]).write([scored("a", 0.9)])
+        row = client.query(
+            "SELECT trace_id, span_id, parent_span_id, session_id, latency_ms, error FROM lookout.v_records"
+        ).result_rows
+        assert row == [
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "b7ad6b7169203331", "conv-7", 812.5,
+             "RateLimitError: 429")
+        ]  # fmt: skip
+
     def test_dead_letters_are_idempotent_on_source_offset(self, client: Any) -> None:
         """The same failed message written twice counts once."""
         sink = DeadLetterTableSink(client, DB, "t.dlq")
@@ -167,6 +184,36 @@ class TestUpgrade:
             assert [m.version for m in applied] == sorted(m.version for m in migrations.MIGRATIONS[1:])
             rows = c.query("SELECT id, relevance, hallucination, refusal FROM lookout.v_records").result_rows
             assert rows == [("old", 0.5, None, None)]
+        finally:
+            c.close()
+
+    def test_v12_database_gains_span_session_and_error_columns(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Rows stored under schema 12 keep every value and read '' for the new columns; new rows carry them."""
+        c = connect(ClickHouseSettings(dsn=f"chdb://{tmp_path / 'data'}"))
+        try:
+            monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS if m.version < 13))
+            migrations.migrate(c, DB)
+            assert "session_id" not in migrations.record_columns(c, DB)
+            c.insert(
+                "lookout.records",
+                [["old", datetime(2026, 11, 1, tzinfo=UTC), datetime.now(UTC), "acme", "t-1", 250.0, 0.5]],
+                column_names=["id", "ts", "ingested_at", "tenant", "trace_id", "latency_ms", "relevance"],
+            )
+            monkeypatch.undo()
+            assert [m.version for m in migrations.migrate(c, DB)] == [13]
+            assert {"span_id", "parent_span_id", "session_id", "error"} <= migrations.record_columns(c, DB)
+            RecordSink(c, DB, ["toxicity"]).write([scored("new", 0.1)])
+            rows = c.query(
+                "SELECT id, trace_id, span_id, parent_span_id, session_id, error, latency_ms, relevance "
+                "FROM lookout.v_records ORDER BY id"
+            ).result_rows
+            assert rows == [
+                ("new", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "b7ad6b7169203331", "conv-7",
+                 "RateLimitError: 429", 812.5, None),
+                ("old", "t-1", "", "", "", "", 250.0, 0.5),
+            ]  # fmt: skip
         finally:
             c.close()
 

@@ -198,12 +198,12 @@ class TestProvisioning:
         assert provider["type"] == "file" and provider["folder"] == "lookout" and provider["options"]["path"]
 
     def test_alert_rules(self, clean_env: None) -> None:
-        """Eleven rules, each with a query on a provisioned source, a threshold condition, summary and runbook."""
+        """Thirteen rules, each with a query on a provisioned source, a threshold condition, summary and runbook."""
         doc = yaml.safe_load(_files(clean_env)["provisioning/alerting/lookout.yaml"])
         (group,) = doc["groups"]
         assert doc["apiVersion"] == 1 and group["folder"] == "lookout" and group["interval"] == "1m"
         assert {"orgId", "name", "folder", "interval", "rules"} <= set(group)
-        assert len(group["rules"]) == 11
+        assert len(group["rules"]) == 13
         for rule in group["rules"]:
             assert {"uid", "title", "condition", "data", "for", "noDataState", "execErrState"} <= set(rule)
             refs = {d["refId"]: d for d in rule["data"]}
@@ -221,3 +221,28 @@ class TestProvisioning:
         assert rules["lookout-toxicity-rate"]["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [7.5]
         assert rules["lookout-cost-burn"]["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [42.0]
         assert "toFloat64(42.0)" in files["dashboards/lookout-cost.json"]
+
+    def test_call_alerts_and_their_lines_follow_settings(self, clean_env: None) -> None:
+        """alerts.latency_* and error_rate_pct set the two call rules and the dashed lines on the latency panels."""
+        alerts = {"latency_p95_ms": 2500.0, "latency_window_minutes": 30, "error_rate_pct": 7.0,
+                  "latency_min_records": 50}  # fmt: skip
+        files = generate(Settings().with_overrides(alerts=alerts))
+        doc = yaml.safe_load(files["provisioning/alerting/lookout.yaml"])
+        rules = {r["uid"]: r for r in doc["groups"][0]["rules"]}
+        for uid, threshold in (("lookout-latency-p95", 2500.0), ("lookout-error-rate", 7.0)):
+            rule = rules[uid]
+            assert rule["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [threshold]
+            assert rule["data"][0]["relativeTimeRange"] == {"from": 1800, "to": 0} and rule["for"] == "30m"
+            assert "HAVING count() >= 50" in rule["data"][0]["model"]["rawSql"]
+        board = json.loads(files["dashboards/lookout-quality.json"])
+        lines = {
+            p["title"]: [step["value"] for step in p["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+            for p in board["panels"]
+            if p["title"].startswith(("Call latency by", "Error rate by"))
+        }
+        assert lines == {
+            "Call latency by model (p50, p95, p99)": [None, 2500.0],
+            "Call latency by route (p50, p95, p99)": [None, 2500.0],
+            "Error rate by model": [None, 7.0],
+            "Error rate by route": [None, 7.0],
+        }

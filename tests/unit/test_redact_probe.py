@@ -192,6 +192,20 @@ class TestIdentifiers:
         out, _ = Redactor(identifiers=Identifiers("keep")).redact_sample(_ids_sample())
         assert (out.user_id, out.trace_id) == ("jane.doe@example.com", "4bf92f3577b34da6a3ce929d0e0e4736")
 
+    @pytest.mark.parametrize(
+        ("mode", "session_id"),
+        [("hash", _hash("jane.doe@example.com")), ("drop", ""), ("keep", "jane.doe@example.com")],
+    )
+    def test_session_id_is_an_identifier_span_ids_are_not(self, mode: str, session_id: str) -> None:
+        """session_id follows user_id's rule in every mode; span_id and parent_span_id (random per call) are kept."""
+        sample = dataclasses.replace(
+            _ids_sample(), session_id="jane.doe@example.com", span_id="00f067aa0ba902b7", parent_span_id="b7ad6b71"
+        )
+        out, _ = Redactor(identifiers=Identifiers(mode)).redact_sample(sample)  # type: ignore[arg-type]  # a mode
+        assert out.session_id == session_id
+        assert (out.span_id, out.parent_span_id) == ("00f067aa0ba902b7", "b7ad6b71")
+        assert out.user_id == {"hash": _hash("jane.doe@example.com"), "drop": "", "keep": "jane.doe@example.com"}[mode]
+
     def test_hash_is_idempotent_and_empty_stays_empty(self) -> None:
         """A value that already is a hash is kept (a replayed dead letter); an empty one stays empty."""
         ids = Identifiers()
@@ -258,6 +272,13 @@ class TestDeadLetters:
         assert b"jane.doe" not in out.raw and b"hunter2" not in out.raw and b"123-45-6789" not in out.raw
         assert f'"user_id": "{_hash("jane.doe@example.com")}"'.encode() in out.raw
         assert f'"trace_id": "{_hash("té-1")}"'.encode() in out.raw  # the JSON escape decoded before hashing
+
+    def test_session_id_in_dlq_bytes_is_hashed_span_id_kept(self) -> None:
+        """A dead letter's session_id is hashed as storage holds it; its span ids stay as they came."""
+        raw = b'{"session_id": "conv-42", "span_id": "00f067aa0ba902b7", "prompt": "hi", broken'
+        out, _ = R.redact_failure(DecodeFailure(raw, "not JSON", ORIGIN))
+        assert f'"session_id": "{_hash("conv-42")}"'.encode() in out.raw
+        assert b'"span_id": "00f067aa0ba902b7"' in out.raw and b"conv-42" not in out.raw
 
     def test_scoring_failure_bytes(self) -> None:
         """A scoring failure's record bytes are redacted the same way."""
