@@ -40,6 +40,17 @@ def build_encoder(enc: EncoderSettings) -> Encoder:
     return SentenceTransformerEncoder(enc.model_path, enc.device, size, enc.max_seq_length, enc.precision, enc.threads)
 
 
+SUPPRESSES: Mapping[str, tuple[str, ...]] = {"refusal": ("relevance",)}
+"""Flags a detector's flag takes over: a refusal or deflection is off-topic on purpose, so it goes to the refusals
+queue and is not also flagged irrelevant (its relevance score is kept)."""
+
+
+def suppressed(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``flags`` without those a present flag takes over (:data:`SUPPRESSES`)."""
+    dropped = {name for flag in flags for name in SUPPRESSES.get(flag, ())}
+    return tuple(f for f in flags if f not in dropped) if dropped else flags
+
+
 class Scorer:
     """Runs the configured detectors over a batch and prices each call.
 
@@ -124,7 +135,9 @@ class Scorer:
         out = []
         for i, sample in enumerate(samples):
             scores_i = {name: values[i] for name, values in columns.items()}
-            flags = tuple(d.name for d in self.detectors if is_flagged(d, scores_i[d.name], self.thresholds[d.name]))
+            flags = suppressed(
+                tuple(d.name for d in self.detectors if is_flagged(d, scores_i[d.name], self.thresholds[d.name]))
+            )
             out.append(
                 ScoredSample(
                     sample=sample,

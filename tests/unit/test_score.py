@@ -103,3 +103,29 @@ class TestScorer:
         encoder = HashingEncoder()
         assert Scorer([EmbeddingRelevance()], encoder).score([]) == []
         assert encoder.calls == []
+
+
+class Fixed:
+    """A stand-in detector scoring every record ``value`` (flags above or below ``threshold`` by direction)."""
+
+    needs: frozenset[TextField] = frozenset()
+    default_threshold = 0.5
+
+    def __init__(self, name: str, value: float, higher_is_worse: bool = True) -> None:
+        self.name, self.version, self.value, self.higher_is_worse = name, "fixed", value, higher_is_worse
+
+    def score(self, batch: Batch) -> list[Score]:
+        return [Score(self.value) for _ in batch.items]
+
+
+class TestSuppression:
+    """A refusal or deflection is the refusals queue's: it is not also flagged irrelevant."""
+
+    def test_refusal_takes_over_the_relevance_flag_and_keeps_its_score(self) -> None:
+        scorer = Scorer([Fixed("refusal", 0.9), Fixed("relevance", 0.1, higher_is_worse=False)], None)
+        [out] = scorer.score([sample(0)])
+        assert out.flags == ("refusal",) and out.scores["relevance"] == 0.1
+
+    def test_relevance_flags_when_there_is_no_refusal(self) -> None:
+        scorer = Scorer([Fixed("refusal", 0.1), Fixed("relevance", 0.1, higher_is_worse=False)], None)
+        assert scorer.score([sample(0)])[0].flags == ("relevance",)
