@@ -18,7 +18,21 @@ from detectors.identity import mask_identity
 from detectors.testing import HashingEncoder, Record
 from detectors.toxicity import LEXICAL_FEATURE, HeadToxicity, feature_names, head_features, head_proba
 from detectors.types import Detector
-from evaluators.training.toxicity import clean_tweet, functional_accuracy, load_davidson, load_wiki
+from evaluators.training.toxicity import (
+    K_FOLDS,
+    Source,
+    choose_c,
+    clean_tweet,
+    cross_validate_stack,
+    fit_stack,
+    flag_rates,
+    fold_of,
+    functional_accuracy,
+    load_davidson,
+    load_toxigen,
+    load_wiki,
+    stack_proba,
+)
 from evaluators.training.toxicity_probes import (
     FUNCTIONAL_SUITE,
     GENERAL_TRAIN,
@@ -210,8 +224,14 @@ class TestBundledHead:
         head = LogisticHead.bundled("toxicity")
         assert len(head.feature_names) == 385
         assert head.feature_names[-1] == LEXICAL_FEATURE
-        assert head.meta["date"] == "2026-11-27"
+        assert head.meta["date"] == "2026-12-03"
         assert set(head.meta["stack"]) == {"head", "lexical_masked", "intercept", "C"}
+        assert head.meta["tuning"]["chosen"]["C"] in {g["C"] for g in head.meta["tuning"]["grid"]}
+        assert {r["dataset"].split(" (")[0] for r in head.meta["cv_metrics"]} == {
+            "wiki_toxicity_dev tuning half",
+            "davidson_hate_offensive training 90 %",
+        }
+        assert len(head.meta["toxigen_per_group"]) == 15
         assert head.meta["seed"] == 0
         assert "MIT" in head.meta["licenses"]["davidson_hate_offensive"]
         assert HeadToxicity().version == f"head-{head.version}"
@@ -326,3 +346,88 @@ class TestLoaders:
         assert rows[0].text == "comment 0 ok" and rows[0].label == 1 and rows[1].label == 0
         held = sum(r.held_out for r in rows)
         assert 10 < held < 30
+
+    def test_folds_are_the_next_digit_of_the_split_hash(self) -> None:
+        """fold_of(key, m) = sha256(key) // m % K_FOLDS: fixed, and every fold occurs among the tuning rows."""
+        import hashlib
+
+        keys = [str(i) for i in range(400)]
+        digest = {k: int(hashlib.sha256(k.encode()).hexdigest(), 16) for k in keys}
+        assert [fold_of(k, 2) for k in keys] == [digest[k] // 2 % K_FOLDS for k in keys]
+        assert {fold_of(k, 2) for k in keys if digest[k] % 2 == 0} == set(range(K_FOLDS))
+
+    def test_toxigen_rows(self, tmp_path: Path) -> None:
+        """ToxiGen seeds: text, label and group as written, file order."""
+        folder = tmp_path / "toxicity" / "toxigen_seeds"
+        folder.mkdir(parents=True)
+        (folder / "toxigen_seed_statements.csv").write_text(
+            'text,label,group\n"they are all the same, right",1,asian\nthe museum opened,0,women\n',
+            encoding="utf-8",
+        )
+        rows = load_toxigen(tmp_path)
+        assert [(r.text, r.label, r.group) for r in rows] == [
+            ("they are all the same, right", 1, "asian"),
+            ("the museum opened", 0, "women"),
+        ]
+
+
+def _source(name: str, seed: int, n: int, noise: float) -> Source:
+    """A synthetic tuning source: the head's probability is informative, the masked lexical one less so."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(np.int_)
+    p_head = 1 / (1 + np.exp(-(3 * (y - 0.5) + rng.normal(0, noise, n))))
+    p_masked = 1 / (1 + np.exp(-(1 * (y - 0.5) + rng.normal(0, 1.5, n))))
+    fold = np.arange(n) % K_FOLDS
+    return Source(name, p_head, p_masked, p_masked, y, fold, ("AUC", "balanced accuracy"))
+
+
+class TestTuning:
+    """Cross-validated choice of C and the pooled stacker."""
+
+    def test_choose_c_prefers_the_simpler_model_within_the_spread(self) -> None:
+        """A smaller C whose fold scores trail the best by less than their spread is chosen."""
+        best = np.asarray([0.90, 0.92, 0.91, 0.93, 0.90])
+        scores = {0.01: best - np.asarray([0.00, 0.01, -0.01, 0.02, 0.00]), 0.03: best}
+        assert choose_c(scores) == 0.01
+
+    def test_choose_c_keeps_the_best_when_the_others_are_clearly_worse(self) -> None:
+        """A C that loses on every fold by more than the spread is not chosen."""
+        best = np.asarray([0.90, 0.92, 0.91, 0.93, 0.90])
+        scores = {0.01: best - 0.05, 0.03: best, 0.1: best - np.asarray([0.01, 0.012, 0.011, 0.009, 0.01])}
+        assert choose_c(scores) == 0.03
+
+    def test_stack_gives_each_source_the_same_weight(self) -> None:
+        """A source repeated ten times (a bigger source) moves the pooled stacker only through the L2 term."""
+        a, b = _source("a", 0, 200, 1.0), _source("b", 1, 100, 3.0)
+        tenfold = Source(
+            "b",
+            np.tile(b.p_head, 10),
+            np.tile(b.p_masked, 10),
+            np.tile(b.p_baseline, 10),
+            np.tile(b.y, 10),
+            np.tile(b.fold, 10),
+            b.metrics,
+        )
+        once, bigger = fit_stack([a, b], seed=0), fit_stack([a, tenfold], seed=0)
+        assert once == pytest.approx(bigger, abs=0.01)
+        assert once["head"] > 0 and once["C"] == 1.0
+
+    def test_stack_proba_is_the_documented_formula(self) -> None:
+        """sigmoid(a * z_head + b * z_masked + c)."""
+        z = np.asarray([[1.0, -2.0], [0.0, 0.0]])
+        got = stack_proba({"head": 2.0, "lexical_masked": 0.5, "intercept": -1.0}, z)
+        assert got == pytest.approx(1 / (1 + np.exp(-np.asarray([0.0, -1.0]))))
+
+    def test_cross_validation_scores_every_fold_of_every_source(self) -> None:
+        """One (lookout, baseline) pair per fold and metric; the informative head beats the baseline on AUC."""
+        cv = cross_validate_stack([_source("a", 0, 200, 1.0), _source("b", 1, 150, 1.0)], seed=0)
+        assert set(cv) == {"a", "b"}
+        assert all(len(folds) == K_FOLDS for metrics in cv.values() for folds in metrics.values())
+        assert all(ours > base for ours, base in cv["a"]["AUC"])
+
+    def test_flag_rates(self) -> None:
+        """Shares of positives and of negatives at or above 0.5; NaN when a class is absent."""
+        y = np.asarray([1, 1, 0, 0, 0])
+        hateful, benign = flag_rates(y, np.asarray([0.9, 0.2, 0.5, 0.1, 0.0]))
+        assert hateful == 0.5 and benign == pytest.approx(1 / 3)
+        assert np.isnan(flag_rates(np.asarray([0]), np.asarray([0.9]))[0])
