@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from agent.shedding import Shedder
     from agent.sinks.embeddings import EmbeddingSink
     from agent.web import WebServer
+    from evaluators.detector_quality import QualityGauges
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +60,13 @@ class Running:
     """The OTLP/HTTP receiver, when ``otlp.listen`` is set."""
     receiver_web: WebServer | None = None
     """The receiver's own server, when ``otlp.listen`` is not the ``metrics`` address."""
+    quality: QualityGauges | None = None
+    """Refreshes the detector quality gauges on ``/metrics`` from the review labels."""
 
     def close(self) -> None:
-        """Stop the web servers, close the receiver's producer and storage."""
+        """Stop the gauges' refresher and the web servers, close the receiver's producer and storage."""
+        if self.quality is not None:
+            self.quality.stop()
         for server in (self.receiver_web, self.web):
             if server is not None:
                 server.stop()
@@ -208,6 +213,17 @@ def judge_step(settings: Settings) -> JudgeStep | None:
     return JudgeStep(settings.judge, judge, settings.detectors.thresholds.get(JUDGE, 0.5), version)
 
 
+def quality_gauges(settings: Settings, client: Client, web: WebServer | None) -> QualityGauges | None:
+    """The detector quality gauges' refresher, started (None without ``/metrics`` or with ``quality_refresh_s`` 0)."""
+    interval = settings.detectors.quality_refresh_s
+    if web is None or interval <= 0:
+        return None
+    from evaluators.detector_quality import QualityGauges
+
+    db = settings.clickhouse.database
+    return QualityGauges(client, db, settings.detectors.enabled, interval).start()
+
+
 def optional(*steps: Step | None) -> list[Step]:
     """The steps that are enabled (not None), in order."""
     return [s for s in steps if s is not None]
@@ -268,7 +284,12 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         ScoreStep(scorer, shed.observe_inference if shed is not None else None),
         drift_step(settings, client, scorer, source.lost_partitions),
         judge,
-        StoreStep(RecordSink(client, db, names), dead_letter_sinks, redactor, embedding_sink(settings, client, scorer)),
+        StoreStep(
+            RecordSink(client, db, names, scorer.thresholds_version),
+            dead_letter_sinks,
+            redactor,
+            embedding_sink(settings, client, scorer),
+        ),
         RouteStep(route_sinks),
     )
     checkpoint = Checkpoint(
@@ -294,7 +315,9 @@ def build_agent(settings: Settings, routers: Sequence[APIRouter] = ()) -> Runnin
         "agent ready",
         topic=k.topic, group=k.group_id, dlq=k.dead_letter_topic, clickhouse=mask_dsn(settings.clickhouse.dsn),
         detectors=list(names), feedback=feedback.topic if feedback else None,
+        thresholds_version=scorer.thresholds_version or None,
     )  # fmt: skip
     return Running(
-        agent=agent, client=client, scorer=scorer, health=health, web=web, receiver=receiver, receiver_web=receiver_web
-    )
+        agent=agent, client=client, scorer=scorer, health=health, web=web, receiver=receiver, receiver_web=receiver_web,
+        quality=quality_gauges(settings, client, web),
+    )  # fmt: skip

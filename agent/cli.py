@@ -261,17 +261,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_detectors(args: argparse.Namespace) -> int:
-    """List registered detectors."""
-    from detectors import registry
-
-    for name in registry.NAMES:
-        d = registry.create(name)
-        direction = "higher is worse" if d.higher_is_worse else "lower is worse"
-        print(f"{name}\t{d.version}\t{direction}\tthreshold {d.default_threshold}")
-    return 0
-
-
 def cmd_config(args: argparse.Namespace) -> int:
     """Print the effective settings (secrets masked)."""
     import yaml
@@ -288,11 +277,15 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
     """Retrain the shipped detector heads from a datasets folder."""
     from evaluators import heads
 
+    if args.labels:
+        from evaluators.head_commands import cmd_train_with_labels
+
+        return cmd_train_with_labels(args)
     _settings(args)
-    kwargs = {"names": args.only} if args.only else {}
+    names: list[str] = [args.head] if args.head else list(args.only or heads.HEAD_TRAINERS)
     try:
         out = {"out_dir": args.out} if args.out else {}
-        heads.train_heads(args.data, seed=args.seed, report=_err, **out, **kwargs)
+        heads.train_heads(args.data, names=names, seed=args.seed, report=_err, **out)
     except (FileNotFoundError, ValueError) as exc:
         raise LookoutError(str(exc)) from None
     return 0
@@ -436,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR", help="where to write <name>.json (default: the shipped heads)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="train only these heads")
+    p.add_argument("--head", choices=HEAD_TRAINERS, metavar="NAME", help="train only this head")
+    p.add_argument(
+        "--labels", action="store_true",
+        help="also train on the stored review labels; writes <out>/<name>.candidate.json (default out: .)",
+    )  # fmt: skip
+    p.add_argument("--labels-weight", type=float, default=5.0, metavar="W", help="weight of a label row (default 5)")
     p = add("eval", cmd_eval)
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (see docs/evaluation.md)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a markdown table")
@@ -449,6 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.review import commands as review_commands  # light: no FastAPI or ClickHouse imports
 
     review_commands.register(sub)
+    from evaluators import agreement_commands  # light: storage and rich load when the command runs
+
+    agreement_commands.register(sub)
+    from evaluators import head_commands  # light: storage and models load in the handlers
+
+    head_commands.register(sub)
     p = sub.add_parser("dashboards", help="Grafana dashboards and alert rules as code")
     boards = p.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
     b = boards.add_parser("build", help=(cmd_dashboards_build.__doc__ or "").strip().rstrip("."))
@@ -461,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--token", help="service-account token (or put user:password in the URL)")
     b.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
     b.set_defaults(handler=cmd_dashboards_push)
-    add("detectors", cmd_detectors, config=False)
+    from evaluators import quality_commands  # light: storage and rich load when a command runs
+
+    quality_commands.register(sub, add)
     add("config", cmd_config)
     return parser
 

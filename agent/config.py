@@ -177,6 +177,10 @@ class DetectorSettings(Section):
     """Detector names to run (see ``lookout detectors``)."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-detector flag thresholds overriding each detector's default (0.5)."""
+    thresholds_file: Path | None = None
+    """Versioned thresholds from ``lookout calibrate`` (global and per tenant; over ``thresholds``), read at start."""
+    quality_refresh_s: float = Field(300.0, ge=0)
+    """``lookout run`` re-reads the labels into the ``lookout_detector_*`` gauges this often; 0: never."""
     toxicity_backend: Literal["head", "lexical", "detoxify"] = "head"
     """``head`` (trained MiniLM head + lexical), ``lexical`` (fastest) or ``detoxify`` (local checkpoint)."""
     detoxify_checkpoint: Path | None = None
@@ -185,6 +189,8 @@ class DetectorSettings(Section):
     """Local directory with the checkpoint's transformers config and tokenizer files."""
     detoxify_model_type: str = "original"
     """detoxify model type the checkpoint was trained as (``original``, ``unbiased``, ``multilingual``)."""
+    heads_dir: Path | None = None
+    """Promoted heads (``lookout heads promote``); the agent loads their active versions at start. None: shipped."""
 
     @model_validator(mode="after")
     def _detoxify_paths(self) -> DetectorSettings:
@@ -372,6 +378,12 @@ class ReviewSettings(Section):
     """Port ``lookout review serve`` listens on."""
     secure_cookie: bool = False
     """Mark the login cookie ``Secure`` (set it when the UI is served over HTTPS)."""
+    overlap_rate: float = Field(default=0.1, ge=0, le=1)
+    """Share of routed items (by a hash of queue and record id) that wait for a second annotator's label."""
+    gold: Path | None = None
+    """YAML or JSONL file of gold items (records with known verdicts) mixed into queues to score annotators."""
+    gold_share: float = Field(default=0.05, gt=0, le=1)
+    """Share of an annotator's next items that are gold items, while gold items they have not labeled remain."""
 
     def review_topic(self, source_topic: str) -> str:
         """The review topic actually used."""

@@ -80,6 +80,12 @@ JUDGE_RECORDS = "lookout_judge_records_total"
 """Records sent to the LLM judge, per ``outcome`` (``judged``, ``failed``, ``over_budget``)."""
 JUDGE_SECONDS = "lookout_judge_seconds"
 """Time the LLM judge took per batch."""
+DETECTOR_PRECISION = "lookout_detector_precision"
+"""Share of a detector's labeled flags that reviewers confirmed, per detector (all streams; from the review labels,
+read by ``lookout run`` at start and every ``detectors.quality_refresh_s``); absent until a flag is labeled."""
+DETECTOR_MISS_RATE = "lookout_detector_miss_rate"
+"""Share of unflagged traffic the detector should have flagged, per detector (from the labeled control sample, as
+``lookout detectors report``); absent until a control item is labeled."""
 PROCESS_START = "process_start_time_seconds"
 """prometheus-client's process collector; a change means the agent restarted."""
 
@@ -120,6 +126,8 @@ ready = Gauge(READY, "1 while the agent is ready.")
 storage_up = Gauge(STORAGE_UP, "1 while ClickHouse writes succeed, 0 while they fail.")
 judge_records = Counter(JUDGE_RECORDS, "Records sent to the LLM judge.", ["outcome"])
 judge_seconds = Histogram(JUDGE_SECONDS, "LLM judge time per batch.", buckets=_LATENCY_BUCKETS)
+detector_precision = Gauge(DETECTOR_PRECISION, "Confirmed share of a detector's labeled flags.", ["detector"])
+detector_miss_rate = Gauge(DETECTOR_MISS_RATE, "Estimated share of unflagged traffic a detector missed.", ["detector"])
 
 
 @contextmanager

@@ -12,11 +12,14 @@ import structlog
 from agent import metrics
 from agent.config import EncoderSettings, Settings
 from agent.cost import PriceTable
+from agent.errors import ConfigError
 from agent.sinks.base import BatchingSink
 from agent.step import BatchState
+from agent.thresholds import load_thresholds
 from agent.types import Origin, RawMessage, Sample, ScoredSample, ScoringFailure, ShedPlan
 from detectors import registry
 from detectors.encoder import CachingEncoder, SentenceTransformerEncoder, build_batch
+from detectors.promoted import HEAD_OF, PromotedHeadError
 from detectors.types import Batch, Detector, Encoder, TextField, Vectors, is_flagged
 
 log = structlog.get_logger(__name__)
@@ -51,6 +54,18 @@ def suppressed(flags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f for f in flags if f not in dropped) if dropped else flags
 
 
+def build_detectors(names: Sequence[str], options: registry.DetectorOptions) -> list[Detector]:
+    """The named detectors; with a heads folder, its active promoted heads replace the shipped ones (logged)."""
+    try:
+        detectors = registry.build(names, options)
+    except PromotedHeadError as exc:
+        raise ConfigError(f"detectors.heads_dir: {exc}") from None
+    if options.heads_dir is not None:
+        promoted = {d.name: d.version for d in detectors if d.name in HEAD_OF}
+        log.info("heads loaded", heads_dir=str(options.heads_dir), versions=promoted)
+    return detectors
+
+
 class Scorer:
     """Runs the configured detectors over a batch and prices each call.
 
@@ -59,6 +74,8 @@ class Scorer:
         encoder: Shared encoder; needed when some detector declares ``needs``.
         thresholds: Per-detector flag thresholds overriding each detector's default.
         prices: Price table for cost at ingest.
+        tenant_thresholds: Tenant → detector → threshold, overriding ``thresholds`` for that tenant's records.
+        thresholds_version: The thresholds file's version ('' without one), stored with every record.
     """
 
     def __init__(
@@ -68,13 +85,18 @@ class Scorer:
         thresholds: Mapping[str, float] | None = None,
         prices: PriceTable | None = None,
         extra_fields: frozenset[TextField] = frozenset(),
+        tenant_thresholds: Mapping[str, Mapping[str, float]] | None = None,
+        thresholds_version: str = "",
     ) -> None:
         self.detectors = tuple(detectors)
         self.encoder = encoder
         self.thresholds = {d.name: (thresholds or {}).get(d.name, d.default_threshold) for d in detectors}
-        unknown = set(thresholds or {}) - {d.name for d in detectors}
+        tenants = tenant_thresholds or {}
+        unknown = set(thresholds or {}).union(*tenants.values()) - {d.name for d in detectors}
         if unknown:
             raise ValueError(f"thresholds given for detectors that are not enabled: {sorted(unknown)}")
+        self.tenant_thresholds = {tenant: {**self.thresholds, **over} for tenant, over in tenants.items()}
+        self.thresholds_version = thresholds_version
         self.prices = prices if prices is not None else PriceTable({})
         self._fields: frozenset[TextField] = frozenset(extra_fields).union(*(d.needs for d in detectors))
         self._cache_seen = (0, 0)
@@ -89,8 +111,9 @@ class Scorer:
             detoxify_config_dir=det.detoxify_config_dir,
             detoxify_model_type=det.detoxify_model_type,
             device=enc.device,
+            heads_dir=det.heads_dir,
         )
-        detectors = registry.build(det.enabled, options)
+        detectors = build_detectors(det.enabled, options)
         encoder = build_encoder(enc)
         if enc.cache_size > 0:
             encoder = CachingEncoder(encoder, enc.cache_size)
@@ -99,7 +122,24 @@ class Scorer:
         drift_fields = required_fields(settings.drift)
         prices = PriceTable.load(settings.cost.price_table)
         stored = frozenset(settings.embeddings.fields) if settings.embeddings.store else frozenset()
-        return cls(detectors, encoder, settings.detectors.thresholds, prices, extra_fields=drift_fields | stored)
+        thresholds, tenants, version = dict(det.thresholds), {}, ""
+        if det.thresholds_file is not None:
+            file = load_thresholds(det.thresholds_file)
+            enabled = {d.name for d in detectors}
+            if file.detectors() - enabled:  # calibrated once, switched off since: the file stays valid
+                log.warning("thresholds file names detectors that are not enabled; ignored",
+                            file=str(det.thresholds_file), detectors=sorted(file.detectors() - enabled))  # fmt: skip
+            thresholds.update({k: v for k, v in file.thresholds.items() if k in enabled})
+            tenants = {t: {k: v for k, v in over.items() if k in enabled} for t, over in file.tenants.items()}
+            version = file.version
+        return cls(
+            detectors, encoder, thresholds, prices, extra_fields=drift_fields | stored, tenant_thresholds=tenants,
+            thresholds_version=version,
+        )  # fmt: skip
+
+    def thresholds_for(self, tenant: str) -> Mapping[str, float]:
+        """The flag thresholds that apply to ``tenant``'s records."""
+        return self.tenant_thresholds.get(tenant, self.thresholds)
 
     def warm_up(self) -> None:
         """Load every model now (so the first batch is not slow and load errors surface at start)."""
@@ -135,9 +175,8 @@ class Scorer:
         out = []
         for i, sample in enumerate(samples):
             scores_i = {name: values[i] for name, values in columns.items()}
-            flags = suppressed(
-                tuple(d.name for d in self.detectors if is_flagged(d, scores_i[d.name], self.thresholds[d.name]))
-            )
+            limits = self.thresholds_for(sample.tenant)
+            flags = suppressed(tuple(d.name for d in self.detectors if is_flagged(d, scores_i[d.name], limits[d.name])))
             out.append(
                 ScoredSample(
                     sample=sample,

@@ -1,7 +1,8 @@
 """Review: backlog per queue and its oldest item against the SLA, labeling throughput, confirm rate per detector.
 
 Reads the review queue's views (migration 4): ``v_review_items``, ``v_review_labels``, ``v_review_claims``.
-An item is in the backlog until it has a label.
+An item is in the backlog until it has a label. Measured detector quality (precision and miss rate from the labels)
+is added by :mod:`dashboards.review_quality`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from grafana_foundation_sdk.builders import bargauge, stat, table
 from grafana_foundation_sdk.models import common as cm
 
 from dashboards.common import Board, prop, series, thresholds, where
+from dashboards.review_agreement import add_agreement
+from dashboards.review_quality import add_quality
 
 UID = "lookout-review"
 
@@ -180,4 +183,6 @@ def build(database: str, sla_minutes: int) -> Board:
             )
         )
     )  # fmt: skip
+    add_agreement(board)
+    add_quality(board)
     return board

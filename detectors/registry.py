@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from detectors.hallucination import HeadHallucination
+from detectors.head import LogisticHead
+from detectors.promoted import load_active
 from detectors.refusal import RefusalDetector
 from detectors.relevance import EmbeddingRelevance
 from detectors.repetition import RepetitionDetector
@@ -37,6 +39,8 @@ class DetectorOptions:
     """detoxify model family the checkpoint was trained as."""
     device: str = "cpu"
     """torch device for detectors that run their own model."""
+    heads_dir: Path | None = None
+    """Folder of promoted heads (``detectors.promoted``); its active versions replace the shipped heads."""
 
 
 @dataclass
@@ -51,6 +55,14 @@ class _Build:
         if not isinstance(model, ProfanityCheckModel):
             model = self.shared["profanity"] = ProfanityCheckModel()
         return model
+
+    def head(self, name: str) -> LogisticHead | None:
+        """The active promoted head ``name`` (loaded once per build); None: the shipped one."""
+        key = f"head:{name}"
+        if key not in self.shared and self.options.heads_dir is not None:
+            self.shared[key] = load_active(self.options.heads_dir, name)
+        head = self.shared.get(key)
+        return head if isinstance(head, LogisticHead) else None
 
     def toxicity(self, target: Target) -> Detector:
         opts = self.options
@@ -68,7 +80,7 @@ class _Build:
                 )
                 self.shared["detoxify"] = base
             return base.for_target(target)
-        return HeadToxicity(target=target, lexical=self.profanity())
+        return HeadToxicity(target=target, head=self.head("toxicity"), lexical=self.profanity())
 
 
 Factory = Callable[[_Build], Detector]
@@ -76,8 +88,8 @@ Factory = Callable[[_Build], Detector]
 REGISTRY: dict[str, Factory] = {
     "toxicity": lambda b: b.toxicity("response"),
     "prompt_toxicity": lambda b: b.toxicity("prompt"),
-    "relevance": lambda b: EmbeddingRelevance(),
-    "hallucination": lambda b: HeadHallucination(),
+    "relevance": lambda b: EmbeddingRelevance(head=b.head("relevance")),
+    "hallucination": lambda b: HeadHallucination(head=b.head("hallucination")),
     "refusal": lambda b: RefusalDetector(),
     "repetition": lambda b: RepetitionDetector(),
     "tone": lambda b: ToneDetector(),
@@ -85,6 +97,36 @@ REGISTRY: dict[str, Factory] = {
 }
 
 NAMES: tuple[str, ...] = get_args(DetectorName)
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """How a detector's score becomes a flag, known without building the detector (no model is loaded)."""
+
+    higher_is_worse: bool
+    """True: flagged at or above the threshold (toxicity); False: flagged below it (relevance, formality)."""
+    default_threshold: float
+    """The threshold when the deployment sets none."""
+
+
+_CLASSES: dict[str, type[Detector]] = {
+    "toxicity": HeadToxicity,
+    "prompt_toxicity": HeadToxicity,
+    "relevance": EmbeddingRelevance,
+    "hallucination": HeadHallucination,
+    "refusal": RefusalDetector,
+    "repetition": RepetitionDetector,
+    "tone": ToneDetector,
+    "formality": FormalityDetector,
+}
+"""The class each name builds by default; every backend of a name shares its direction and default threshold."""
+
+
+def flag_rule(name: str) -> FlagRule:
+    """The direction and default threshold of detector ``name``; the error lists the valid names."""
+    resolve(name)
+    cls = _CLASSES[name]
+    return FlagRule(bool(cls.higher_is_worse), float(cls.default_threshold))
 
 
 def resolve(name: str) -> Factory:

@@ -6,9 +6,11 @@ Progress goes to stderr (a bar on a terminal, a line per page otherwise); result
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +153,16 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from detectors import registry
     from evaluators import rescore
 
+    if args.head is not None:
+        extra = [f for f, v in (("--since", args.since), ("--until", args.until), ("--detector", args.detector),
+                                ("--max-records", args.max_records), ("--restart", args.restart)) if v]  # fmt: skip
+        if extra:
+            raise LookoutError(f"--head compares heads on the held-out labels; it takes no {', '.join(extra)}")
+        from evaluators.head_commands import cmd_rescore_head
+
+        return cmd_rescore_head(args)
+    if not args.since or not args.detector:
+        raise LookoutError("rescore needs --since and --detector (or --head FILE to compare a candidate head)")
     settings = _settings(args)
     det = settings.detectors
     options = registry.DetectorOptions(
@@ -159,6 +171,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         detoxify_config_dir=det.detoxify_config_dir,
         detoxify_model_type=det.detoxify_model_type,
         device=settings.encoder.device,
+        heads_dir=det.heads_dir,
     )
     try:
         detector = registry.create(args.detector, options)
@@ -188,6 +201,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         cmp = rescore.compare(client, db, detector.name, detector.version, scope)
     finally:
         client.close()
+    if args.json:
+        print(json.dumps({"n": cmp.n, "outcome": asdict(outcome), "comparison": asdict(cmp)}, default=str))
+        return 0
     state = "complete" if outcome.complete else "stopped early (run the same command again to resume)"
     print(
         f"run {outcome.run_id} {'resumed, ' if outcome.resumed else ''}{state}: scored {outcome.scored}, "
@@ -250,9 +266,16 @@ def register(sub: Any, add: Add) -> None:
     )
 
     s = add("rescore", cmd_rescore)
-    s.add_argument("--since", required=True, metavar="TIME", help="records at or after: RFC 3339 or an age (7d)")
+    s.add_argument(
+        "--since", metavar="TIME", help="records at or after: RFC 3339 or an age (7d); required without --head"
+    )
     s.add_argument("--until", metavar="TIME", help="records before (default: when the run started)")
-    s.add_argument("--detector", required=True, choices=NAMES, metavar="NAME", help="detector to re-run")
+    s.add_argument("--detector", choices=NAMES, metavar="NAME", help="detector to re-run; required without --head")
+    s.add_argument(
+        "--head", type=Path, metavar="FILE",
+        help="instead: compare this candidate head with the current one on the held-out review labels",
+    )  # fmt: skip
+    s.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     s.add_argument("--tenant", action="append", metavar="NAME", help="only this tenant (repeatable)")
     s.add_argument("--model", action="append", metavar="NAME", help="only this model (repeatable)")
     s.add_argument("--route", action="append", metavar="NAME", help="only this route (repeatable)")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.review.errors import Conflict, Forbidden, NotFound, ReviewError
 from agent.review.security import SecureRoute, bearer_token
 from agent.review.store import Annotator, Claim, Item, Label, LabelInput, ReviewStore
+from agent.review.verdicts import DetectorView
 
 
 class LabelBody(BaseModel):
@@ -66,6 +67,18 @@ def item_json(item: Item) -> dict[str, Any]:
     return dict(data)
 
 
+def detectors_json(views: list[DetectorView]) -> list[dict[str, Any]]:
+    """What each detector said about the item, as the page words it: what a verdict on it judges."""
+    return [
+        {
+            "detector": v.name, "score": v.score, "threshold": v.threshold,
+            "flags_when": "above" if v.higher_is_worse else "below", "flagged": v.flagged,
+            "routing_reason": v.reason, "harm": v.harm, "words": v.words(),
+        }
+        for v in views
+    ]  # fmt: skip
+
+
 def label_json(label: Label) -> dict[str, Any]:
     """A label as JSON."""
     return dict(_json(asdict(label)))
@@ -82,6 +95,9 @@ def api_router(store: ReviewStore) -> APIRouter:
         return who
 
     Who = Annotated[Annotator, Depends(annotator)]
+
+    def with_item(found: Item, **extra: Any) -> dict[str, Any]:
+        return {**extra, "item": item_json(found), "detectors": detectors_json(store.detector_views(found))}
 
     def fail(exc: ReviewError) -> HTTPException:
         codes = ((NotFound, 404), (Conflict, 409), (Forbidden, 403))
@@ -105,7 +121,7 @@ def api_router(store: ReviewStore) -> APIRouter:
         claim = store.claim_next(queue, who.name)
         if claim is None:
             return Response(status_code=204)
-        return {"claim": claim_json(claim), "item": item_json(store.item(claim.queue, claim.record_id))}
+        return with_item(store.item(claim.queue, claim.record_id), claim=claim_json(claim))
 
     @router.post("/claims", name="api_claim", status_code=201)
     def claim(body: ClaimBody, who: Who) -> dict[str, Any]:
@@ -113,7 +129,7 @@ def api_router(store: ReviewStore) -> APIRouter:
             c = store.claim(body.queue, body.record_id, who.name)
         except ReviewError as exc:
             raise fail(exc) from None
-        return {"claim": claim_json(c), "item": item_json(store.item(c.queue, c.record_id))}
+        return with_item(store.item(c.queue, c.record_id), claim=claim_json(c))
 
     @router.post("/claims/{claim_id}/release", name="api_release", status_code=204)
     def release(claim_id: str, who: Who) -> Response:
@@ -143,6 +159,6 @@ def api_router(store: ReviewStore) -> APIRouter:
             raise fail(exc) from None
         labels = [label_json(lab) for lab in store.labels(queue, record_id)]
         feedback = [f.to_json() for f in store.feedback(record_id)]
-        return {"item": item_json(found), "labels": labels, "feedback": feedback}
+        return {**with_item(found), "labels": labels, "feedback": feedback}
 
     return router

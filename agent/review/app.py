@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from agent.config import Settings
 from agent.errors import ConfigError, StorageBusyError
 from agent.review.api import api_router
+from agent.review.gold import load_gold, read_gold_file
 from agent.review.pages import page_router
 from agent.review.rules import load_rules
 from agent.review.security import Csrf
@@ -25,9 +26,16 @@ PREFIX = "/review"
 
 
 def open_store(settings: Settings, client: Client) -> ReviewStore:
-    """A store over ``client`` with the configured rules and lease."""
-    rules = load_rules(settings.review.rules)
-    return ReviewStore(client, settings.clickhouse.database, rules, lease_s=settings.review.lease_s)
+    """A store over ``client`` with the configured rules, lease, detector thresholds and gold items (loaded)."""
+    review = settings.review
+    rules = load_rules(review.rules)
+    store = ReviewStore(
+        client, settings.clickhouse.database, rules, lease_s=review.lease_s,
+        thresholds=settings.detectors.thresholds, gold_share=review.gold_share if review.gold else 0.0,
+    )  # fmt: skip
+    if review.gold is not None:
+        load_gold(client, settings.clickhouse.database, read_gold_file(review.gold, rules), store.now())
+    return store
 
 
 def agent_router(settings: Settings, client: Client) -> APIRouter:

@@ -36,6 +36,7 @@ from agent.review.security import (
 )
 from agent.review.spans import unsupported_terms
 from agent.review.store import Annotator, LabelInput, Preference, ReviewError, ReviewStore, Verdict
+from agent.review.verdicts import HARM_DETECTORS
 
 HERE = Path(__file__).parent
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
@@ -234,14 +235,18 @@ def page_router(
             return pages.render(request, "message.html", status=404, title="Not found", message=str(exc), who=who)
         now = store.now()
         backlog = next((q.backlog for q in store.overview() if q.queue == claim.queue), 0)
-        detectors = [d for d in DETECTORS if d in item.scores]
+        views = [v for v in store.detector_views(item) if v.name in item.scores or v.reason]
+        asked = [v for v in views if v.reason]
+        others = [v for v in views if not v.reason]
         check_support = item.context and ("hallucination" in item.flags or "hallucination" in item.reasons)
         segments = unsupported_terms(item.response, item.context) if check_support else [(item.response, False)]
         return pages.render(
             request, "item.html", who=who, csrf=csrf.for_session(token), claim=claim, item=item,
-            detectors=detectors, active=store.is_active(claim), label_id=uuid.uuid4().hex, severities=SEVERITIES,
+            asked=list(enumerate(asked, 1)), others=list(enumerate(others, len(asked) + 1)),
+            others_flagged=sum(v.flagged for v in others), harms=HARM_DETECTORS, active=store.is_active(claim),
+            label_id=uuid.uuid4().hex, severities=SEVERITIES,
             backlog=backlog, done_today=store.labeled_by(who.name, now - timedelta(hours=24)),
-            previous=store.labels(claim.queue, claim.record_id), segments=segments,
+            previous=store.labels_shown_to(claim.queue, claim.record_id, who.name), segments=segments,
             feedback=store.feedback(claim.record_id), session_turns=store.session_turns(item, SESSION_TURNS),
             session_limit=SESSION_TURNS,
         )  # fmt: skip

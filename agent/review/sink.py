@@ -5,6 +5,8 @@ replay), applies each queue's hourly budget (higher priority first), publishes t
 and waits for the acknowledgements, then inserts them into ``review_items``. Publishing first means a crash
 after the insert never loses a topic message; a crash between the two re-publishes on replay, so the topic
 is at-least-once (key ``queue/record_id``; consumers dedupe on it) while the table holds each item once.
+A share of the items (``review.overlap_rate``, by a hash of queue and record id) is marked ``overlap``: it waits
+for a second annotator's label (see :mod:`agent.review.overlap`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import structlog
 
 from agent.config import Settings
+from agent.review.overlap import is_overlap
 from agent.review.rules import Decision, RulesFile, load_rules, route
 from agent.sinks.base import BatchingSink, SinkError
 from agent.storage.client import Client
@@ -60,6 +63,7 @@ class ReviewSink(BatchingSink[ScoredSample]):
         topic: The review topic.
         timeout_s: Longest wait for acknowledgements.
         clock: Current UTC time (tests).
+        overlap_rate: Share of items marked ``overlap`` (two annotators' labels).
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class ReviewSink(BatchingSink[ScoredSample]):
         topic: str,
         timeout_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        overlap_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.overlap_rate = overlap_rate
         self.client = client
         self.database = database
         self.rules = rules
@@ -100,7 +106,7 @@ class ReviewSink(BatchingSink[ScoredSample]):
                 return
             self._publish(accepted)
             rows = [self._row(d, now) for d in accepted]
-            self.client.insert(f"{self.database}.review_items", rows, column_names=list(ITEM_COLUMNS))
+            self.client.insert(f"{self.database}.review_items", rows, column_names=[*ITEM_COLUMNS, "overlap"])
         except SinkError:
             raise
         except Exception as exc:
@@ -165,12 +171,11 @@ class ReviewSink(BatchingSink[ScoredSample]):
         except Exception as exc:
             raise SinkError(f"produce to review topic {self.topic} failed: {exc}") from exc
 
-    @staticmethod
-    def _row(d: Decision, now: datetime) -> list[Any]:
+    def _row(self, d: Decision, now: datetime) -> list[Any]:
         s = d.item.sample
         return [
             d.queue, s.id, now, s.ts, s.tenant, s.model, s.route, d.priority, list(d.reasons), d.rule,
-            int(d.control),
+            int(d.control), int(is_overlap(d.queue, s.id, self.overlap_rate)),
         ]  # fmt: skip
 
 
@@ -182,4 +187,4 @@ def review_sinks(settings: Settings, client: Client, producer: Any) -> list[Revi
     rules = load_rules(review.rules)
     topic = review.review_topic(settings.kafka.topic)
     log.info("review routing on", topic=topic, queues=rules.queue_names(), rules=len(rules.rules))
-    return [ReviewSink(client, settings.clickhouse.database, rules, producer, topic)]
+    return [ReviewSink(client, settings.clickhouse.database, rules, producer, topic, overlap_rate=review.overlap_rate)]

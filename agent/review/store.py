@@ -20,7 +20,10 @@ from typing import Any, Literal
 
 from agent.review.accounts import Accounts, Annotator, token_hash
 from agent.review.errors import Conflict, Forbidden, NotFound, ReviewError, shown
+from agent.review.gold import GoldItem, gold_item, gold_turn, next_gold
+from agent.review.overlap import label_state, next_item
 from agent.review.rules import DETECTORS, RulesFile
+from agent.review.verdicts import DetectorView, Thresholds, check_known, check_verdicts, detector_views, judged
 from agent.storage import migrations
 from agent.storage.client import Client, history_turns
 from agent.storage.feedback import StoredFeedback, feedback_for
@@ -31,7 +34,7 @@ Preference = Literal["none", "corrected", "original"]
 CLAIM_COLUMNS = ("queue", "record_id", "annotator", "claimed_at", "lease_until", "released", "claim_id", "event_at")
 LABEL_COLUMNS = (
     "label_id", "queue", "record_id", "annotator", "labeled_at", "verdicts", "severity", "note",
-    "corrected_response", "preference", "source", "claim_id",
+    "corrected_response", "preference", "source", "claim_id", "verdict_scores", "verdict_thresholds", "verdict_flagged",
 )  # fmt: skip
 
 
@@ -180,6 +183,12 @@ class Label:
     """DPO choice."""
     source: str
     """Origin."""
+    verdict_scores: Mapping[str, float] = field(default_factory=dict)
+    """Detector → the score its verdict judged (absent: no score, or a label from before version 14)."""
+    verdict_thresholds: Mapping[str, float] = field(default_factory=dict)
+    """Detector → the threshold it flagged at when the verdict was given."""
+    verdict_flagged: Mapping[str, int] = field(default_factory=dict)
+    """Detector → 1 if the record carried its flag when the verdict was given, else 0."""
 
 
 def _utc(value: datetime) -> datetime:
@@ -195,6 +204,8 @@ class ReviewStore:
         rules: Routing rules (queue descriptions and SLAs).
         lease_s: Claim lease.
         clock: Current UTC time (tests move it to expire leases).
+        thresholds: Detector flag thresholds as configured (``detectors.thresholds``); others use the default.
+        gold_share: Share of an annotator's next items that are gold items (``review.gold_share``; 0: none).
     """
 
     def __init__(
@@ -204,12 +215,16 @@ class ReviewStore:
         rules: RulesFile,
         lease_s: float = 600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        thresholds: Mapping[str, float] | None = None,
+        gold_share: float = 0.0,
     ) -> None:
         self.client = client
         self.database = database
         self.rules = rules
         self.lease_s = lease_s
         self._clock = clock
+        self.thresholds = Thresholds(dict(thresholds or {}))
+        self.gold_share = gold_share
         self._lock = threading.RLock()
         self.accounts = Accounts(client, database, clock, self._lock)
         self._score_columns: tuple[str, ...] | None = None
@@ -254,7 +269,8 @@ class ReviewStore:
             claimed = dict(
                 self._rows(
                     "SELECT queue, uniqExact(record_id) FROM {db}.v_review_claims "
-                    "WHERE released = 0 AND lease_until > {now:DateTime64(6, 'UTC')} GROUP BY queue",
+                    "WHERE released = 0 AND lease_until > {now:DateTime64(6, 'UTC')} "
+                    "AND (queue, record_id) NOT IN (SELECT queue, record_id FROM {db}.v_gold_items) GROUP BY queue",
                     now=now,
                 )
             )
@@ -295,7 +311,7 @@ class ReviewStore:
         return [Claim(str(c), str(q), str(r), str(a), _utc(t), _utc(u)) for c, q, r, a, t, u in rows]
 
     def _is_item(self, queue: str, record_id: str) -> bool:
-        return bool(
+        return self._gold(queue, record_id) is not None or bool(
             self._rows(
                 "SELECT 1 FROM {db}.v_review_items WHERE queue = {q:String} AND record_id = {r:String} LIMIT 1",
                 q=queue,
@@ -303,14 +319,8 @@ class ReviewStore:
             )
         )
 
-    def _is_labeled(self, queue: str, record_id: str) -> bool:
-        return bool(
-            self._rows(
-                "SELECT 1 FROM {db}.v_review_labels WHERE queue = {q:String} AND record_id = {r:String} LIMIT 1",
-                q=queue,
-                r=record_id,
-            )
-        )
+    def _gold(self, queue: str, record_id: str) -> GoldItem | None:
+        return gold_item(self.client, self.database, queue, record_id)
 
     def _write_claim(self, claim: Claim, released: bool, event_at: datetime) -> None:
         row = [
@@ -325,47 +335,53 @@ class ReviewStore:
         return claim
 
     def claim_next(self, queue: str, annotator: str) -> Claim | None:
-        """The annotator's active claim in this queue, else a new claim on the most urgent free item."""
+        """The annotator's active claim in this queue, else a new claim on the most urgent item they may label.
+
+        That is a gold item when :func:`~agent.review.gold.gold_turn` says so and one is left for them, else an
+        item still short of labels (see :mod:`agent.review.overlap`).
+        """
         with self._lock:
             now = self.now()
             mine = [c for c in self._active_claims(queue, now) if c.annotator == annotator]
             if mine:
                 return mine[0]
-            rows = self._rows(
-                """
-                SELECT record_id FROM {db}.v_review_items
-                WHERE queue = {q:String}
-                  AND record_id NOT IN (SELECT record_id FROM {db}.v_review_labels WHERE queue = {q:String})
-                  AND record_id NOT IN (
-                      SELECT record_id FROM {db}.v_review_claims
-                      WHERE queue = {q:String} AND released = 0 AND lease_until > {now:DateTime64(6, 'UTC')})
-                  AND record_id NOT IN (
-                      SELECT record_id FROM {db}.v_review_claims
-                      WHERE queue = {q:String} AND annotator = {a:String} AND released = 1)
-                ORDER BY priority DESC, enqueued_at, record_id
-                LIMIT 1
-                """,
-                q=queue,
-                a=annotator,
-                now=now,
+            record_id = self._next_gold(queue, annotator) or next_item(
+                self.client, self.database, queue, annotator, now
             )
-            if not rows:
-                return None
-            return self._new_claim(queue, str(rows[0][0]), annotator, now)
+            return None if record_id is None else self._new_claim(queue, record_id, annotator, now)
+
+    def _next_gold(self, queue: str, annotator: str) -> str | None:
+        if self.gold_share <= 0:
+            return None
+        rows = self._rows(
+            "SELECT count() FROM {db}.v_review_labels WHERE queue = {q:String} AND annotator = {a:String}",
+            q=queue,
+            a=annotator,
+        )
+        if not gold_turn(annotator, queue, int(rows[0][0]), self.gold_share):
+            return None
+        return next_gold(self.client, self.database, queue, annotator)
 
     def claim(self, queue: str, record_id: str, annotator: str) -> Claim:
-        """Claim one named item; :class:`Conflict` if someone else holds it or it is labeled."""
+        """Claim one named item; :class:`Conflict` if someone else holds it, or it has the labels it needs or yours.
+
+        A gold item takes one label from every annotator, so others' claims on it do not count.
+        """
         with self._lock:
             now = self.now()
             if not self._is_item(queue, record_id):
                 raise NotFound(f"no item {shown(record_id)} in queue {shown(queue)}")
-            if self._is_labeled(queue, record_id):
+            gold = self._gold(queue, record_id) is not None
+            needed, labeled_by = label_state(self.client, self.database, queue, record_id)
+            if annotator in labeled_by:
+                raise Conflict(f"item {shown(record_id)} in queue {shown(queue)} already has your label")
+            if not gold and len(labeled_by) >= needed:
                 raise Conflict(f"item {shown(record_id)} in queue {shown(queue)} is already labeled")
             active = self._active_claims(queue, now, record_id)
             for c in active:
                 if c.annotator == annotator:
                     return c
-            if active:
+            if active and not gold:
                 raise Conflict(f"item {shown(record_id)} in queue {shown(queue)} is claimed by another annotator")
             return self._new_claim(queue, record_id, annotator, now)
 
@@ -402,11 +418,11 @@ class ReviewStore:
         The label must complete the annotator's own claim on the item (``data.claim_id``; a claim whose lease
         has expired still counts, so a late label is never lost). ``override`` (admins only: the caller
         checks) stores a label without one, with ``-override`` appended to its source. :class:`Forbidden`
-        when there is no such claim and no override.
+        when there is no such claim and no override. The verdicts must follow
+        :func:`~agent.review.verdicts.check_verdicts` (each routing reason judged, a confirmed harm has a severity);
+        each is stored with the score, threshold and flag it judged, read from the stored record.
         """
-        unknown = sorted(set(data.verdicts) - set(DETECTORS))
-        if unknown:
-            raise ReviewError(f"verdicts for unknown detectors {shown(str(unknown))} (valid: {', '.join(DETECTORS)})")
+        check_known(data.verdicts)
         if not 0 <= data.severity <= 3:
             raise ReviewError(f"severity must be 0-3, got {data.severity}")
         if not data.label_id or len(data.label_id) > 128:
@@ -424,10 +440,14 @@ class ReviewStore:
                     "claim it first (POST /claims or /queues/{queue}/next) and send its claim_id"
                 )
             source = data.source if claim is not None else f"{data.source}-override"
+            item = self.item(data.queue, data.record_id)
+            check_verdicts(data.verdicts, data.severity, item.reasons)
+            seen = judged(data.verdicts, self.detector_views(item))
             now = self.now()
             row = [
                 data.label_id, data.queue, data.record_id, annotator, now, dict(data.verdicts), data.severity,
                 data.note, data.corrected_response, data.preference, source, data.claim_id if claim else "",
+                seen.scores, seen.thresholds, seen.flagged,
             ]  # fmt: skip
             self.client.insert(f"{self.database}.review_labels", [row], column_names=list(LABEL_COLUMNS))
             if claim is not None:
@@ -450,7 +470,7 @@ class ReviewStore:
     def _label(self, queue: str, record_id: str, label_id: str) -> Label | None:
         rows = self._rows(
             "SELECT label_id, queue, record_id, annotator, labeled_at, verdicts, severity, note, corrected_response, "
-            "preference, source FROM {db}.v_review_labels "
+            "preference, source, verdict_scores, verdict_thresholds, verdict_flagged FROM {db}.v_review_labels "
             "WHERE queue = {q:String} AND record_id = {r:String} AND label_id = {l:String}",
             q=queue,
             r=record_id,
@@ -458,8 +478,9 @@ class ReviewStore:
         )
         if not rows:
             return None
-        i, q, r, a, t, v, s, n, c, p, src = rows[0]
-        return Label(str(i), str(q), str(r), str(a), _utc(t), dict(v), int(s), str(n), c, str(p), str(src))
+        i, q, r, a, t, v, s, n, c, p, src, vs, vt, vf = rows[0]
+        seen = ({k: float(x) for k, x in vs.items()}, {k: float(x) for k, x in vt.items()}, dict(vf))
+        return Label(str(i), str(q), str(r), str(a), _utc(t), dict(v), int(s), str(n), c, str(p), str(src), *seen)
 
     def labels(self, queue: str, record_id: str) -> list[Label]:
         """Every label of one item, oldest first."""
@@ -473,11 +494,28 @@ class ReviewStore:
             found = [self._label(queue, record_id, str(i)) for (i,) in ids]
         return [lab for lab in found if lab is not None]
 
+    def labels_shown_to(self, queue: str, record_id: str, annotator: str) -> list[Label]:
+        """Earlier labels for the labeling page.
+
+        On items that take several annotators' labels (overlap and gold items), only the annotator's own: each
+        label is given blind, as agreement measures need.
+        """
+        with self._lock:
+            blind = (
+                self._gold(queue, record_id) is not None
+                or label_state(self.client, self.database, queue, record_id)[0] > 1
+            )
+        found = self.labels(queue, record_id)
+        return [lab for lab in found if lab.annotator == annotator] if blind else found
+
     # items
 
     def item(self, queue: str, record_id: str) -> Item:
-        """The queue item with its record's text and scores."""
+        """The queue item with its record's text and scores (a gold item's from ``gold_items``)."""
         with self._lock:
+            gold = self._gold(queue, record_id)
+            if gold is not None:
+                return self._gold_item(gold)
             rows = self._rows(
                 "SELECT queue, record_id, priority, reasons, rule, control, enqueued_at, record_ts, tenant, model, "
                 "route FROM {db}.v_review_items WHERE queue = {q:String} AND record_id = {r:String}",
@@ -522,6 +560,20 @@ class ReviewStore:
             scores={c: None if v is None else round(float(v), 6) for c, v in zip(columns, scores, strict=True)},
             flags=tuple(str(f) for f in flags),
         )
+
+    def detector_views(self, item: Item) -> list[DetectorView]:
+        """Every detector on the item's record: score, threshold, direction and flag (what a verdict judges)."""
+        return detector_views(item.scores, item.flags, item.reasons, self.thresholds)
+
+    def _gold_item(self, gold: GoldItem) -> Item:
+        """A gold item as annotators see every item: nothing says it is gold."""
+        e = gold.entry
+        return Item(
+            gold.queue, gold.record_id, gold.priority, gold.reasons, gold.rule, gold.control,
+            gold.enqueued_at or self.now(), gold.stored_ts or self.now(), e.tenant, e.model, e.route, e.prompt,
+            e.response, e.context, tuple((t.role, t.content) for t in e.history),
+            {c: None if e.scores.get(c) is None else round(e.scores[c], 6) for c in self._scores()}, e.flags,
+        )  # fmt: skip
 
     def session_turns(self, item: Item, limit: int = 20) -> list[SessionTurn]:
         """The turns of the item's session before it (same ``session_id``, earlier ``ts``), oldest first."""

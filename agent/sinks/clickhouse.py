@@ -49,16 +49,20 @@ class RecordSink(BatchingSink[ScoredSample]):
         client: clickhouse-connect client.
         database: Database holding ``records``.
         score_columns: Detector names, each a ``Nullable(Float32)`` column.
+        thresholds_version: The thresholds file's version the flags were made under ('' without one).
     """
 
     metric_label = "clickhouse_records"
 
-    def __init__(self, client: Client, database: str, score_columns: Sequence[str]) -> None:
+    def __init__(
+        self, client: Client, database: str, score_columns: Sequence[str], thresholds_version: str = ""
+    ) -> None:
         super().__init__()
         self.client = client
         self.database = database
         self.score_columns = tuple(score_columns)
-        self._columns = list(BASE_COLUMNS) + list(self.score_columns)
+        self.thresholds_version = thresholds_version
+        self._columns = [*BASE_COLUMNS, "thresholds_version", *self.score_columns]
 
     def _row(self, item: ScoredSample, now: datetime) -> list[Any]:
         s = item.sample
@@ -71,7 +75,7 @@ class RecordSink(BatchingSink[ScoredSample]):
             item.cost_usd, s.latency_ms, s.error, {k: _meta_value(v) for k, v in s.metadata.items()},
             dict(item.versions), list(item.flags),
             origin.topic if origin else "", origin.partition if origin else 0, origin.offset if origin else 0,
-            item.shed_weight, item.judge_weight,
+            item.shed_weight, item.judge_weight, self.thresholds_version,
         ] + [item.scores.get(name) for name in self.score_columns]  # fmt: skip
 
     def write(self, batch: Sequence[ScoredSample]) -> None:

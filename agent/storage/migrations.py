@@ -6,13 +6,18 @@ Tables:
   row; a copy under another model or ts is superseded by a tombstone (version 12). Every read goes through the
   ``v_*`` views (``FINAL``), so users never see a second copy, even before a merge. Since version 13 it also
   holds the call's ``span_id``/``parent_span_id``, its ``session_id`` and its ``error`` ('' when absent).
+  Since version 15, the ``thresholds_version`` (``detectors.thresholds_file``) its flags were made under.
 - ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
 - ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
 - ``drift_windows``: one row per (stream, window): drift score vs threshold for an embedding or score stream.
 - ``drift_references``: one row per stream signal (and encoder): the drift reference it filled, restored at start.
-- ``review_items``: one row per (queue, record_id) routed for human review; the FIRST enqueue wins.
+- ``review_items``: one row per (queue, record_id) routed for human review; the FIRST enqueue wins. Since version
+  16 ``overlap`` marks items that wait for a second annotator's label.
+- ``gold_items``: gold items (a record and its known verdicts) per (queue, record_id), apart from ``records`` and
+  ``review_items``; the latest load wins (``retired`` once the gold file drops it).
 - ``review_claims``: claim events (claimed, renewed, released) keyed by claim_id; the view shows each claim's latest.
-- ``review_labels``: human labels, one per label_id (idempotency key); the first copy wins.
+- ``review_labels``: human labels, one per label_id (idempotency key); the first copy wins. Since version 14 each
+  verdict keeps the detector's score, threshold and flag the reviewer saw (``verdict_scores/_thresholds/_flagged``).
 - ``annotators``: review UI users (sha256 of their token only), one row per name; the latest row wins.
 - ``review_sessions``: signed-in review UI sessions (sha256 of the random session id only), one row per session;
   the latest row wins (sign-out writes a revoked copy).
@@ -25,10 +30,12 @@ Tables:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from agent.storage.client import Client
 from agent.storage.cluster import LOCAL_SUFFIX, on_cluster
+from agent.storage.migration import Migration
+from agent.storage.migrations_review import REVIEW_MIGRATIONS
+
+__all__ = ["MIGRATIONS", "V_RECORDS", "Migration", "applied_versions", "migrate", "record_columns", "set_text_ttl"]
 
 ITEM_COLUMNS = (
     "queue", "record_id", "enqueued_at", "record_ts", "tenant", "model", "route", "priority", "reasons", "rule",
@@ -65,18 +72,6 @@ V_RECORDS = (
     "CREATE OR REPLACE VIEW {db}.v_records AS SELECT * EXCEPT (superseded) FROM {db}.records FINAL WHERE superseded = 0"
 )
 """``v_records`` since version 12 (one row per (tenant, id)); a migration adding a column recreates it with this."""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step; statements use ``{db}`` for the database."""
-
-    version: int
-    """Order of application."""
-    name: str
-    """What it does."""
-    statements: tuple[str, ...]
-    """DDL, each idempotent."""
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -518,6 +513,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             V_RECORDS,
         ),
     ),
+    Migration(
+        15,
+        "thresholds version per record",
+        (
+            # the version of the thresholds file (detectors.thresholds_file) the record's flags were made under;
+            # '' when the agent ran without one (and for records stored before this version)
+            "ALTER TABLE {db}.records ADD COLUMN IF NOT EXISTS thresholds_version LowCardinality(String) DEFAULT ''",
+            V_RECORDS,
+        ),
+    ),
+    *REVIEW_MIGRATIONS,
 )
 
 

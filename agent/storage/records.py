@@ -244,6 +244,7 @@ def build_query(db: str, filt: ExportFilter, scores: list[str]) -> tuple[str, di
         "severity, note, corrected_response, toString(preference) AS preference, toString(source) AS source, "
         "count() OVER (PARTITION BY record_id) AS n_labels "
         f"FROM {db}.v_review_labels WHERE {queue_where} "
+        f"AND (queue, record_id) NOT IN (SELECT queue, record_id FROM {db}.v_gold_items) "  # annotator tests, no data
         "ORDER BY record_id, labeled_at DESC, label_id DESC LIMIT 1 BY record_id"
     )
     items = (

@@ -29,7 +29,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +49,9 @@ from evaluators.quality import (
 )
 from evaluators.training.hallucination_probes import FAITH_PROBES
 from evaluators.training.hallucination_set_b import FAITH_SET_B
+
+if TYPE_CHECKING:
+    from evaluators.site_labels import SiteRows
 
 NAME = "hallucination"
 DATE = "2026-11-27"
@@ -177,16 +180,30 @@ def _eval_sets(sets: dict[str, list[Example]]) -> dict[str, list[Example]]:
     return out
 
 
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
+def site_examples(site: SiteRows | None) -> list[Example]:
+    """The site's label rows as examples (label 1 = not supported), each its own split group."""
+    rows = site.rows if site is not None else ()
+    return [Example("site\n" + r.record_id, "site_labels", r.prompt, r.response, r.context, r.label) for r in rows]
+
+
+def train(
+    data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None, site: SiteRows | None = None
+) -> LogisticHead:
     """Fit the head on the train part of HaluEval QA one-turn and BEGIN dev; held-out metrics go in meta.
 
     C = 1; each (dataset family, class) cell gets equal total weight, the family being the dataset name up to
-    its first underscore (``halueval``, ``begin``).
+    its first underscore (``halueval``, ``begin``). ``site``: the site's review label rows (their training part),
+    each weighing ``site.weight`` (a public row weighs 1 on average).
     """
     sets = load_all(data_dir)
     examples = _train_part(sets)
-    x, y = featurize(examples, encoder, cache_dir)
-    weights = balanced_weights([e.dataset.split("_")[0] for e in examples], y)
+    extra = site_examples(site)
+    x, y = featurize(examples + extra, encoder, cache_dir)
+    if len(y) != len(examples) + len(extra):
+        raise ValueError("a site label row has no context or response; it cannot train the hallucination head")
+    weights = balanced_weights([e.dataset.split("_")[0] for e in examples], y[: len(examples)])
+    if extra and site is not None:
+        weights = np.concatenate([weights, np.full(len(extra), site.weight)])
     head = fit_logistic(x, y, FEATURES, name=NAME, version="pending", c=1.0, seed=seed, sample_weight=weights)
     counts = {name: len([e for e in _train_part({name: rows})]) for name, rows in sets.items()}
     meta: dict[str, Any] = {

@@ -35,17 +35,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agent.hh import hh_turns
 from detectors.head import HEADS_DIR, LogisticHead, fit_logistic
-from detectors.relevance import FEATURES, compute_features, conversation_features
+from detectors.relevance import FEATURES, compute_features, conversation_features, previous_turns
 from detectors.types import Encoder, Vectors
 from evaluators.quality import EvalRow, cached_encode, held_out_metrics, released
 from evaluators.training import relevance_card
+
+if TYPE_CHECKING:
+    from evaluators.site_labels import SiteRows
 
 NAME = "relevance"
 DATE = "2026-11-27"
@@ -286,37 +289,75 @@ def _split(questions: Sequence[Question]) -> tuple[list[Question], list[Question
     return train, [q for q in questions if held_out(q.group)]
 
 
-def source_shares(pairs: Pairs) -> list[tuple[NDArray[np.bool_], float]]:
-    """(mask, share of the total weight) per source: HaluEval, and HH-RLHF (kinds ``hh ...``) with :data:`HH_SHARE`."""
+SITE_KIND = "site label"
+"""Kind of the pairs made from the site's review labels (``lookout train-heads --labels``)."""
+
+
+def site_pairs(site: SiteRows) -> Pairs:
+    """The site's label rows as pairs (label 1 = relevant), with the turns before each prompt."""
+    turns = [previous_turns(r.history) for r in site.rows]
+    return Pairs(
+        [r.prompt for r in site.rows],
+        [r.response for r in site.rows],
+        [r.label for r in site.rows],
+        [SITE_KIND] * len(site.rows),
+        [u for u, _ in turns],
+        [a for _, a in turns],
+    )
+
+
+def _site_mask(pairs: Pairs) -> NDArray[np.bool_]:
+    return np.asarray([k == SITE_KIND for k in pairs.kinds], dtype=bool)
+
+
+def source_shares(pairs: Pairs, site_weight: float = 0.0) -> list[tuple[NDArray[np.bool_], float]]:
+    """(mask, share of the total weight) per source: HaluEval, and HH-RLHF (kinds ``hh ...``) with :data:`HH_SHARE`.
+
+    Site label pairs (:data:`SITE_KIND`), when present, are a third source whose share is their total weight
+    (``site_weight`` each) over everything's; the public sources keep their ratio in the rest.
+    """
     hh = np.asarray([k.startswith("hh ") for k in pairs.kinds], dtype=bool)
-    return [(~hh, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE)]
+    site = _site_mask(pairs)
+    public = [(~hh & ~site, 1.0 - HH_SHARE if hh.any() else 1.0), (hh, HH_SHARE)]
+    if not site.any():
+        return public
+    n_public = float((~site).sum())
+    keep = n_public / (n_public + site_weight * float(site.sum()))
+    return [(mask, share * keep) for mask, share in public] + [(site, 1.0 - keep)]
 
 
-def fit(pairs: Pairs, x: NDArray[np.float64], seed: int) -> LogisticHead:
+def fit(pairs: Pairs, x: NDArray[np.float64], seed: int, site_weight: float = 0.0) -> LogisticHead:
     """Fit with positives and negatives of each source given equal weight (0.5 between the classes).
 
-    HH-RLHF pairs (kinds ``hh ...``), when present, carry :data:`HH_SHARE` of the total weight, HaluEval the rest.
+    HH-RLHF pairs (kinds ``hh ...``), when present, carry :data:`HH_SHARE` of the public weight, HaluEval the rest;
+    public pairs weigh 1 on average. Site label pairs weigh ``site_weight`` each, as labeled (not rebalanced).
     """
     y = np.asarray(pairs.labels)
+    site = _site_mask(pairs)
+    n_public = int((~site).sum())
     w = np.zeros(len(y), dtype=np.float64)
-    for source, share in source_shares(pairs):
+    for source, share in source_shares(pairs)[:2]:
         for label in (0, 1):
             mask = source & (y == label)
             if mask.any():
-                w[mask] = share * len(y) / (2 * mask.sum())
+                w[mask] = share * n_public / (2 * mask.sum())
+    w[site] = site_weight
     return fit_logistic(x, y, FEATURES, name=NAME, version="pending", c=C, seed=seed, sample_weight=w)
 
 
-def balanced_shift(head: LogisticHead, pairs: Pairs, x: NDArray[np.float64]) -> tuple[float, dict[str, float]]:
+def balanced_shift(
+    head: LogisticHead, pairs: Pairs, x: NDArray[np.float64], site_weight: float = 0.0
+) -> tuple[float, dict[str, float]]:
     """The intercept shift (from :data:`SHIFT_GRID`) that maximises balanced accuracy at 0.5 on the training pairs.
 
-    Balanced accuracy is averaged over the sources with :func:`fit`'s shares (HaluEval, HH-RLHF); ties go to the
-    smallest shift. The logistic fit balances log-loss, not decisions: unshifted, its 0.5 flags many genuine
-    HH-RLHF replies while passing almost no other conversation's reply. Returns the shift and the weighted
+    Balanced accuracy is averaged over the sources with :func:`source_shares`'s shares (HaluEval, HH-RLHF, site
+    labels); a source with one class counts that class's recall; ties go to the smallest shift. The logistic fit
+    balances log-loss, not decisions: unshifted, its 0.5 flags many genuine HH-RLHF replies while passing almost
+    no other conversation's reply. Returns the shift and the weighted
     balanced accuracy at 0 and at the chosen shift (for the card).
     """
     y = np.asarray(pairs.labels)
-    shares = source_shares(pairs)
+    shares = source_shares(pairs, site_weight)
     decision = head.decision(x)
 
     def score(shift: float) -> float:
@@ -324,8 +365,8 @@ def balanced_shift(head: LogisticHead, pairs: Pairs, x: NDArray[np.float64]) -> 
         for source, share in shares:
             if not source.any():
                 continue
-            flag = decision[source] + shift >= 0.0
-            recalls = [float(np.mean(flag[y[source] == 1])), float(np.mean(~flag[y[source] == 0]))]
+            flag, ys = decision[source] + shift >= 0.0, y[source]
+            recalls = [float(np.mean(flag[ys == c] == bool(c))) for c in (0, 1) if np.any(ys == c)]
             total += share * float(np.mean(recalls))
         return total
 
@@ -341,14 +382,22 @@ def _load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
     return [e for e in exchanges if not held_out(e.group)], [e for e in exchanges if held_out(e.group)]
 
 
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
-    """Fit the head on the HaluEval QA and HH-RLHF train parts and shift its intercept; held-out metrics go in meta."""
+def train(
+    data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None, site: SiteRows | None = None
+) -> LogisticHead:
+    """Fit the head on the HaluEval QA and HH-RLHF train parts and shift its intercept; held-out metrics go in meta.
+
+    ``site``: the site's review label rows (their training part), added as a third source at their weight.
+    """
     train_q, _ = _split(load_halueval(data_dir / "hallucination" / "halueval_qa"))
     train_hh, _ = _load_hh_split(data_dir)
     pairs = make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed)
+    site_weight = 0.0
+    if site is not None and site.rows:
+        pairs, site_weight = pairs + site_pairs(site), site.weight
     x = featurize(pairs, encoder, cache_dir)
-    head = fit(pairs, x, seed)
-    shift, shift_scores = balanced_shift(head, pairs, x)
+    head = fit(pairs, x, seed, site_weight)
+    shift, shift_scores = balanced_shift(head, pairs, x, site_weight)
     head = dataclasses.replace(head, intercept=head.intercept + shift)
     kinds = {k: pairs.kinds.count(k) for k in dict.fromkeys(pairs.kinds)}
     meta: dict[str, Any] = {

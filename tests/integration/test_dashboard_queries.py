@@ -153,6 +153,26 @@ def seed(client: Client) -> None:
         column_names=["label_id", "queue", "record_id", "annotator", "labeled_at", "verdicts", "severity", "note",
                       "corrected_response", "preference", "source", "claim_id"],
     )  # fmt: skip
+    client.insert(  # second opinions (agreement) and a gold item's label (gold accuracy)
+        f"{DB}.review_labels",
+        [["l-3", "toxicity", "r-00000", "bob", NOW - timedelta(minutes=50), {"toxicity": "reject"}, 0, "", None,
+          "none", "ui", "c-4"],
+         ["l-4", "toxicity", "r-00001", "ann", NOW - timedelta(minutes=20), {"toxicity": "reject"}, 0, "", None,
+          "none", "ui", "c-5"],
+         ["l-5", "toxicity", "g-1", "ann", NOW - timedelta(minutes=10), {"toxicity": "confirm"}, 2, "", None,
+          "none", "ui", "c-6"]],
+        column_names=["label_id", "queue", "record_id", "annotator", "labeled_at", "verdicts", "severity", "note",
+                      "corrected_response", "preference", "source", "claim_id"],
+    )  # fmt: skip
+    client.insert(
+        f"{DB}.gold_items",
+        [["toxicity", "g-1", NOW - timedelta(hours=2), NOW - timedelta(hours=2), "acme", "gpt-4o-mini", "docs-qa", 0,
+          ["toxicity"], "toxic", 0, "p", "r", [], [], {"toxicity": 0.9}, ["toxicity"], {"toxicity": "confirm"}, 2,
+          "d", 0, NOW]],
+        column_names=["queue", "record_id", "enqueued_at", "ts", "tenant", "model", "route", "priority", "reasons",
+                      "rule", "control", "prompt", "response", "context", "history", "scores", "flags", "expected",
+                      "severity", "digest", "retired", "loaded_at"],
+    )  # fmt: skip
     feedback = [  # last 30 min: gpt-4o-mini 40% thumbs-down (fires), claude 8% (does not); a report and a rating
         [f"fb-{k}", NOW - timedelta(minutes=k), NOW, f"r-{k % 40:05d}", "", "thumbs_down" if k % 5 < 2 else "thumbs_up",
          -1.0 if k % 5 < 2 else 1.0, "u", "", "logs.feedback", 0, k]
@@ -260,6 +280,23 @@ class TestPanelQueries:
             ("context length exceeded", "o1", "support", 5),
             ("rate limited", "llama-3-8b", "chat", 1),
         ]
+
+    def test_agreement_panels_match_lookout_review_agreement(self, ch: Client) -> None:
+        """Alpha per queue and detector and gold accuracy per annotator equal what the CLI computes in Python."""
+        from evaluators.agreement import report
+
+        expected = report(ch, DB)
+        q = next(q for q in QUERIES if q.panel == "Agreement per queue and detector")
+        rows = _run(ch, q, ALL_SELECTED).result_rows
+        assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+            (a.queue, a.detector, a.items, a.verdicts) for a in expected.agreement
+        ]
+        assert [(r[0], r[1], r[4]) for r in rows] == [("toxicity", "toxicity", 0.0)]  # 1 of 4 verdicts confirms
+        assert rows[0][4] == pytest.approx(expected.agreement[0].alpha, abs=5e-4)
+        q = next(q for q in QUERIES if q.panel == "Gold accuracy per annotator")
+        rows = _run(ch, q, ALL_SELECTED).result_rows
+        assert rows == [("ann", 1, 1, 1, 100.0)]
+        assert [(g.annotator, g.verdicts, g.correct) for g in expected.gold] == [("ann", 1, 1)]
 
 
 class TestAlertQueries:

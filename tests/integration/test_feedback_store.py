@@ -134,8 +134,8 @@ class TestExport:
             store.label(
                 "ann",
                 LabelInput(
-                    f"l-{rid}", "safety", rid, corrected_response="better", preference="corrected",
-                    claim_id=held.claim_id,
+                    f"l-{rid}", "safety", rid, {"toxicity": "reject"}, corrected_response="better",
+                    preference="corrected", claim_id=held.claim_id,
                 ),
             )  # fmt: skip
         events = [fb("a", "thumbs_down", "r1", comment="no"), fb("b", "rating", "r1", value=2.0)]

@@ -61,9 +61,13 @@ class TestReviewFlow:
             server.wait(timeout=30)
 
         labels = agent_env.query(
-            "SELECT record_id, annotator, verdicts['toxicity'], source FROM lookout.v_review_labels ORDER BY 1"
+            "SELECT record_id, annotator, verdicts, severity, verdict_flagged, source FROM lookout.v_review_labels "
+            "ORDER BY 1"
         )
-        assert [tuple(r) for r in labels] == [(f"r-0000{i}", "alice", "confirm", "ui") for i in range(3)]
+        confirmed = {"toxicity": "confirm"}
+        assert [tuple(r) for r in labels] == [
+            (f"r-0000{i}", "alice", confirmed, 1, {"toxicity": 1}, "ui") for i in range(3)
+        ]
 
         out = tmp_path / "export"
         exported = agent_env.run("export", "--out", str(out), "--format", "jsonl", "--queue", "safety")
@@ -96,7 +100,8 @@ class TestReviewFlow:
                     page.keyboard.press(str(safety))
                 for _ in range(3):
                     assert "/review/claims/" in page.url
-                    page.keyboard.press("1")  # first detector (toxicity): confirm
+                    page.keyboard.press("a")  # confirm the routing reason (toxicity)
+                    page.keyboard.press("]")  # severity 1: a confirmed harm needs one
                     with page.expect_navigation():
                         page.keyboard.press("Enter")
                 assert "empty=safety" in page.url

@@ -203,7 +203,7 @@ class TestApiClaims:
     @staticmethod
     def label(item: str, claim_id: str = "", **extra: Any) -> dict[str, Any]:
         return {"label_id": f"l-{item}-{claim_id}-{extra}", "queue": "safety", "record_id": item,
-                "claim_id": claim_id, "verdicts": {"toxicity": "confirm"}, **extra}  # fmt: skip
+                "claim_id": claim_id, "verdicts": {"toxicity": "confirm"}, "severity": 1, **extra}  # fmt: skip
 
     def test_label_without_a_claim_is_refused(self, store: ReviewStore) -> None:
         """No claim_id: 403, nothing stored."""

@@ -134,7 +134,7 @@ class TestClaims:
         held = store.claim("safety", "r-1", "alice")
         with pytest.raises(Conflict, match="claimed by another annotator"):
             store.claim("safety", "r-1", "bob")
-        store.label("alice", LabelInput("l-1", "safety", "r-1", claim_id=held.claim_id))
+        store.label("alice", LabelInput("l-1", "safety", "r-1", {"toxicity": "reject"}, claim_id=held.claim_id))
         with pytest.raises(Conflict, match="already labeled"):
             store.claim("safety", "r-1", "bob")
         with pytest.raises(NotFound):
@@ -181,7 +181,7 @@ class TestLabels:
         """A labeled item is no longer handed out and the backlog shrinks."""
         c = store.claim_next("safety", "alice")
         assert c is not None
-        store.label("alice", LabelInput("l", "safety", c.record_id, claim_id=c.claim_id))
+        store.label("alice", LabelInput("l", "safety", c.record_id, {"toxicity": "reject"}, claim_id=c.claim_id))
         assert not store.is_active(c)
         (status,) = store.overview()
         assert (status.backlog, status.labeled, status.claimed) == (4, 1, 0)
@@ -194,7 +194,9 @@ class TestLabels:
         assert c is not None
         clock.advance(700)
         assert store.claim("safety", c.record_id, "bob").annotator == "bob"
-        _, applied = store.label("alice", LabelInput("late", "safety", c.record_id, claim_id=c.claim_id))
+        _, applied = store.label(
+            "alice", LabelInput("late", "safety", c.record_id, {"toxicity": "reject"}, claim_id=c.claim_id)
+        )
         assert applied
         assert [lab.annotator for lab in store.labels("safety", c.record_id)] == ["alice"]
 

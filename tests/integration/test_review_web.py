@@ -348,3 +348,56 @@ class TestBrowser:
         assert [tuple(r) for r in labels] == [
             (f"r-{i}", "alice", {"toxicity": "confirm"}, 2, "original", "ui") for i in range(3)
         ]
+
+    def test_keyboard_verdicts_judge_the_routing_reasons_only(self, browser: Any, client: Any) -> None:
+        """`a`/`x` set the routing reason (toxicity), never the flagged relevance; save is blocked until it is whole."""
+        flags = ("toxicity", "relevance")
+        seed(client, DB, [scored_sample(r, flags=flags, toxicity=0.91, relevance=0.2) for r in ("r-0", "r-1")])
+        store = ReviewStore(client, DB, FLAGGED_TO_ONE_QUEUE)
+        served = Served(store)
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            browser_login(page, served.url, store.add_annotator("alice"))
+            with page.expect_navigation():
+                page.keyboard.press("1")
+            first = page.url
+            assert "toxicity 0.910 — flagged: at or above the 0.5 threshold (high toxicity)" in page.inner_text(
+                "#reasons"
+            )
+            assert not page.is_visible("#other-detectors tr[data-detector=relevance]")  # folded
+            page.keyboard.press("Enter")  # no verdict on the reason: blocked
+            assert (
+                page.inner_text("#form-error")
+                == "Give a verdict for the routing reasons: toxicity (a confirms, x rejects)."
+            )
+            page.keyboard.press("a")
+            page.keyboard.press("Enter")  # confirmed harm, severity none: blocked
+            page.wait_for_timeout(100)
+            assert page.url == first
+            assert "toxicity confirmed as harm: choose a severity" in page.inner_text("#form-error")
+            assert page.is_visible("#form-error")
+            page.keyboard.press("]")  # severity 1
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            assert page.url != first and "/review/claims/" in page.url
+            page.keyboard.press("x")  # reject the reason only
+            page.keyboard.press("3")  # the per-detector keys still work: relevance (third row, folded) confirmed
+            assert page.is_visible("#other-detectors tr[data-detector=relevance]")  # the key unfolded it
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            assert "/review/?empty=safety" in page.url
+        finally:
+            context.close()
+            served.stop()
+        labels = client.query(
+            "SELECT record_id, verdicts, severity, verdict_scores, verdict_thresholds, verdict_flagged "
+            "FROM lookout.v_review_labels ORDER BY record_id"
+        ).result_rows
+        assert [(r, v, s, {k: round(x, 3) for k, x in vs.items()}, vt, vf) for r, v, s, vs, vt, vf in labels] == [
+            ("r-0", {"toxicity": "confirm"}, 1, {"toxicity": 0.91}, {"toxicity": 0.5}, {"toxicity": 1}),
+            (
+                "r-1", {"toxicity": "reject", "relevance": "confirm"}, 0, {"toxicity": 0.91, "relevance": 0.2},
+                {"toxicity": 0.5, "relevance": 0.5}, {"toxicity": 1, "relevance": 1},
+            ),
+        ]  # fmt: skip

