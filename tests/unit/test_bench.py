@@ -131,3 +131,40 @@ class TestBenchData:
         for i, record in enumerate(records):
             out = decode(RawMessage(Origin("t", 0, i), json.dumps(record).encode(), None))
             assert isinstance(out, Sample), (i, out)
+
+
+class TestOtlpDecode:
+    """``otlp_decode_records_per_s``: the records as OTLP exports, through the decode and trace steps."""
+
+    def test_every_record_comes_out_with_its_context(self) -> None:
+        from agent.config_otel import OtelSettings
+        from agent.decode import DecodeStep
+        from agent.otel.step import TraceStep
+        from agent.otel.synthetic import exports, measure_decode
+        from agent.step import BatchState
+        from agent.types import Origin, RawMessage
+
+        records, _ = bench.load_records(40)
+        assert measure_decode(records, rounds=1) > 0
+        batch = BatchState.of([RawMessage(Origin("b", 0, i), v) for i, v in enumerate(exports(records))])
+        DecodeStep(format="auto").apply(batch)
+        TraceStep(OtelSettings(trace_wait_s=0)).apply(batch)
+        by_response = {s.response: s for s in batch.samples}
+        assert len(batch.samples) == len(records) and not batch.dead_letters
+        for r in records:
+            assert by_response[r["response"]].context == tuple(r.get("context") or ())
+
+    def test_a_record_that_does_not_come_out_stops_the_bench(self) -> None:
+        from agent.otel.synthetic import measure_decode
+
+        with pytest.raises(RuntimeError, match="OTLP records decoded"):
+            measure_decode([{"id": "x", "prompt": "", "response": "r"}], rounds=1)
+
+    def test_the_share_of_end_to_end_is_in_the_json(self) -> None:
+        result = bench.BenchResult(
+            device="cpu", precision="fp32", data="d", runtime="torch", encoder_batch_size=16, samples=1, batch_size=1,
+            scoring_samples_per_s=1.0, texts_per_sample=1.0, encoder_ceiling_texts_per_s=1.0, naive_samples_per_s=1.0,
+            naive_texts_per_sample=1.0, e2e_samples_per_s=30.0, peak_rss_mb=1.0, cache_hit_rate=0.0,
+            otlp_decode_records_per_s=3000.0,
+        )  # fmt: skip
+        assert result.as_json()["otlp_decode_share_of_e2e"] == 0.01
