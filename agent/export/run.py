@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -206,6 +206,19 @@ def export(
         raise
     if progress is not None:
         progress(rows)
+    return record_export(out_dir, format_name, files, filt, rows, skipped, options)
+
+
+def record_export(
+    out_dir: Path,
+    format_name: str,
+    files: list[FileEntry],
+    filt: ExportFilter,
+    rows: int,
+    skipped: Mapping[str, int],
+    options: ExportOptions,
+) -> Manifest:
+    """The finished export's manifest entry, merged into ``out_dir``'s manifest."""
     manifest = Manifest(
         format=format_name,
         files=files,

@@ -16,15 +16,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.errors import LookoutError
 from agent.export.files import AtomicFile, JsonLinesFile
-from agent.export.run import Manifest, Progress, lookout_version, merge_manifest, prepare_directory
+from agent.export.run import Manifest, Progress, prepare_directory, record_export
 from agent.export.writer import ExportOptions, SessionWriter, Turns
 from agent.storage.client import Client
-from agent.storage.records import ExportFilter, Row, iso, iter_rows, score_columns
+from agent.storage.records import ExportFilter, Row, iter_rows, score_columns
 from agent.storage.sessions import SessionKey, StoredSession, iter_sessions
 
 FORMATS = ("jsonl", "parquet")
@@ -112,15 +111,4 @@ def export_sessions(
         raise
     if progress is not None:
         progress(rows)
-    manifest = Manifest(
-        format=format_name,
-        files=files,
-        filters=filt.to_json(),
-        query_rows=rows,
-        skipped=dict(sorted(skipped.items())),
-        created_at=iso(datetime.now(UTC)),
-        lookout_version=lookout_version(),
-        options=ExportOptions(group_by="session").for_format(format_name),
-    )
-    merge_manifest(out_dir, manifest)
-    return manifest
+    return record_export(out_dir, format_name, files, filt, rows, skipped, ExportOptions(group_by="session"))
