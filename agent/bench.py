@@ -29,13 +29,13 @@ import resource
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
+from agent.bench_cascade import measure_cascade
+from agent.bench_encoders import LookupEncoder, RecordingEncoder
 from agent.config import Settings, load_settings
 from agent.decode import decode
 from agent.errors import ConfigError
@@ -45,7 +45,7 @@ from agent.score import Scorer
 from agent.source import missing_client_speedups
 from agent.types import Origin, RawMessage, Sample
 from detectors.encoder import CachingEncoder, build_batch
-from detectors.types import Encoder, Vectors
+from detectors.types import Encoder
 
 _E = TypeVar("_E", bound=Encoder)
 
@@ -76,6 +76,8 @@ class BenchConfig:
     """Scoring and ceiling alternate this many times; the best of each counts (a shared machine is noisy)."""
     data: Path | None = None
     """JSONL of v1 records or HH-RLHF transcripts; default the committed demo sample."""
+    cascade: bool = True
+    """Also time ``scoring.mode: cascade`` against the full path on the same records (and end to end)."""
 
 
 @dataclass
@@ -109,6 +111,14 @@ class BenchResult:
     """Records/s the decode and trace steps get out of OTLP exports of the same records (no Kafka, no scoring)."""
     kafka_missing: tuple[str, ...] = ()
     """kafka-python speedups and codecs missing here (:func:`agent.source.missing_client_speedups`)."""
+    cascade_samples_per_s: float | None = None
+    """``scoring.mode: cascade`` samples/s (audit on), timed beside ``full_samples_per_s`` (``agent.bench_cascade``)."""
+    full_samples_per_s: float | None = None
+    cascade_full_fraction: float | None = None
+    cascade_flag_agreement: float | None = None
+    """The lowest, over cascaded detectors, share of records the cascade flags as the full path does."""
+    cascade_e2e_samples_per_s: float | None = None
+    """End to end with ``scoring.mode: cascade``."""
 
     @property
     def encoder_efficiency(self) -> float:
@@ -137,65 +147,10 @@ class BenchResult:
         otlp = self.otlp_decode_records_per_s
         share = None if otlp is None or self.e2e_samples_per_s is None else self.e2e_samples_per_s / otlp
         out["otlp_decode_share_of_e2e"] = None if share is None else round(share, 5)  # goal: at most 0.1
+        c, f, ce = self.cascade_samples_per_s, self.full_samples_per_s, self.cascade_e2e_samples_per_s
+        out["cascade_vs_full"] = None if c is None or f is None else round(c / f, 2)  # goal: at least 10
+        out["cascade_e2e_vs_cascade"] = None if c is None or ce is None else round(ce / c, 4)  # goal: at least 0.9
         return out
-
-
-class RecordingEncoder:
-    """Passes calls through and remembers each call's texts (to replay them on the bare encoder)."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.calls: list[list[str]] = []
-        self.vectors: dict[str, Vectors] = {}
-        """Each text's latest vector (for :class:`LookupEncoder`)."""
-
-    @property
-    def name(self) -> str:
-        """The inner encoder's name."""
-        return self.inner.name
-
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        """Encode with the inner encoder, recording the texts and their vectors."""
-        self.calls.append(list(texts))
-        out = self.inner.encode(texts)
-        self.vectors.update(zip(texts, out, strict=True))
-        return out
-
-
-class LookupEncoder:
-    """Returns vectors an earlier real encoder run produced: a measuring device that takes the encoder's time out.
-
-    Scoring over it times everything lookout does besides the model: the ceiling a faster device cannot raise.
-    A text the real run never encoded (the agent redacts before encoding) goes to ``fallback`` and is counted in
-    :attr:`misses`; without a fallback it is a KeyError.
-    """
-
-    def __init__(
-        self, name: str, vectors: Mapping[str, Vectors], dim: int | None = None, fallback: Encoder | None = None
-    ) -> None:
-        self.name = name
-        self.vectors = dict(vectors)
-        self.dim = dim if dim is not None else next(iter(self.vectors.values())).shape[0]
-        """Vector width (read off the vectors unless given; needed for an empty mapping)."""
-        self.fallback = fallback
-        self.misses = 0
-
-    def over(self, model: Encoder) -> LookupEncoder:
-        """This lookup, with ``model`` as its fallback (to put in the model's place)."""
-        self.fallback = model
-        return self
-
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        """The recorded vectors of ``texts``."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
-        if missing:
-            if self.fallback is None:
-                raise KeyError(missing[0])
-            self.misses += len(missing)
-            self.vectors.update(zip(missing, self.fallback.encode(missing), strict=True))
-        return np.stack([self.vectors[t] for t in texts])
 
 
 def _hh_turns(transcript: str) -> tuple[list[dict[str, str]], str] | None:
@@ -524,7 +479,18 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
     if config.precision != "fp32" or settings.encoder.runtime != "torch":
         drift, agreement = measure_drift(settings.with_overrides(encoder={"cache_size": 0}), scorer, samples)
         progress(f"score drift vs torch fp32: {drift}, flag agreement {agreement:.4f}")
-    e2e = consume = host_e2e = None
+    cascade = None
+    if config.cascade:
+        cascade = measure_cascade(settings, samples, settings.batch.max_records, config.rounds, progress)
+        progress(f"cascade: {cascade.cascade_full_fraction:.1%} of records to the full tier; flag agreement "
+                 f"{cascade.agreement_by_detector}; escalated {cascade.escalated_by_detector}")  # fmt: skip
+    e2e = consume = host_e2e = cascade_e2e = None
+    if config.end_to_end and config.cascade:
+        cascaded = settings.with_overrides(scoring={"mode": "cascade"})
+        for n in range(1, config.rounds + 1):
+            rate = measure_end_to_end(cascaded, records[: len(samples)])
+            cascade_e2e = rate if cascade_e2e is None else max(cascade_e2e, rate)
+            progress(f"cascade end to end round {n}: {rate:.1f} records/s (best {cascade_e2e:.1f})")
     if config.end_to_end:  # best of the same number of rounds as scoring, so the two ratios compare alike
         consume = measure_consume(records[: len(samples)])
         progress(f"consume ceiling (fetch + CRC + decode, no scoring): {consume:,.0f} records/s")
@@ -558,6 +524,11 @@ def run(config: BenchConfig, settings: Settings | None = None, progress: Callabl
         host_e2e_records_per_s=host_e2e,
         otlp_decode_records_per_s=otlp,
         kafka_missing=tuple(missing_client_speedups()),
+        cascade_samples_per_s=None if cascade is None else cascade.cascade_samples_per_s,
+        full_samples_per_s=None if cascade is None else cascade.full_samples_per_s,
+        cascade_full_fraction=None if cascade is None else cascade.cascade_full_fraction,
+        cascade_flag_agreement=None if cascade is None else cascade.cascade_flag_agreement,
+        cascade_e2e_samples_per_s=cascade_e2e,
     )
 
 
@@ -589,6 +560,18 @@ def table(result: BenchResult) -> str:
         ("embedding cache hit rate", f"{r.cache_hit_rate:.1%}"),
         ("peak RSS", f"{r.peak_rss_mb:,.0f} MB"),
     ]  # fmt: skip
+    if r.cascade_samples_per_s is not None and r.full_samples_per_s is not None:
+        rows.append(
+            (
+                "cascade scoring",
+                f"{r.cascade_samples_per_s:,.1f} samples/s vs full {r.full_samples_per_s:,.1f} "
+                f"({r.cascade_samples_per_s / max(r.full_samples_per_s, 1e-9):.1f}x)",
+            )
+        )
+        rows.append(("  records to the full tier", f"{r.cascade_full_fraction or 0:.1%}"))
+        rows.append(("  same flags as full (lowest detector)", f"{r.cascade_flag_agreement or 0:.2%}"))
+        if r.cascade_e2e_samples_per_s is not None:
+            rows.append(("  cascade end to end", f"{r.cascade_e2e_samples_per_s:,.1f} records/s"))
     if r.kafka_missing:
         rows.append(("kafka-python lacks", ", ".join(r.kafka_missing) + " (reinstall lookout's dependencies)"))
     if r.flag_agreement is not None:

@@ -128,6 +128,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         end_to_end=not args.no_e2e,
         data=args.data,
         rounds=args.rounds or (2 if args.quick else 3),
+        cascade=not args.no_cascade,
     )
     result = bench.run(config, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(bench.table(result))
@@ -273,6 +274,14 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+FAST_CARD_NOTE = (
+    "**Fast tier (cascade scoring, docs/cascade.md).** The same trainer over the static encoder's embeddings "
+    "(`detectors/static/`, distilled from all-MiniLM-L6-v2): where this card says MiniLM embeddings, read the "
+    "static encoder's. Retrain with `lookout train-heads --tier fast --data DIR`, then refit the bands with "
+    "`lookout fit-bands --data DIR`."
+)
+
+
 def cmd_train_heads(args: argparse.Namespace) -> int:
     """Retrain the shipped detector heads from a datasets folder."""
     from evaluators import heads
@@ -284,7 +293,12 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
     _settings(args)
     names: list[str] = [args.head] if args.head else list(args.only or heads.HEAD_TRAINERS)
     try:
-        out = {"out_dir": args.out} if args.out else {}
+        out: dict[str, Any] = {"out_dir": args.out} if args.out else {}
+        if args.tier == "fast":  # the cascade's fast tier: the same trainers over the static encoder's embeddings
+            from detectors.cascade import FAST_DIR
+            from detectors.static_encoder import StaticEncoder
+
+            out = {"out_dir": args.out or FAST_DIR, "encoder": StaticEncoder(), "card_note": FAST_CARD_NOTE}
         heads.train_heads(args.data, names=names, seed=args.seed, report=_err, **out)
     except (FileNotFoundError, ValueError) as exc:
         raise LookoutError(str(exc)) from None
@@ -295,12 +309,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Measure every detector (and a plain baseline) on the dev sets."""
     from dataclasses import asdict
 
-    from evaluators import heads
+    from evaluators import backend_eval, heads
 
     _settings(args)
     kwargs = {"names": args.only} if args.only else {}
     try:
+        backends = backend_eval.load_backends(args.backend or [])  # checks every DIR before the long run
         rows = heads.evaluate_all(args.data, report=_err, **kwargs)
+        rows = backend_eval.with_backend_rows(rows, backends, args.data, report=_err)
     except (FileNotFoundError, ValueError) as exc:
         raise LookoutError(str(exc)) from None
     if args.json:
@@ -385,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dlq", metavar="FILE", help="rejected lines (default <out>.dlq.jsonl)")
     p = add("bench", cmd_bench)
     p.add_argument("--quick", action="store_true", help="256 records (a few minutes on 2 CPU cores)")
+    p.add_argument("--no-cascade", action="store_true", help="skip timing scoring.mode cascade against full")
     p.add_argument("--device", default="cpu", help="torch device of the encoder: cpu (default), cuda, cuda:1")
     p.add_argument(
         "--precision",
@@ -435,10 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train on the stored review labels; writes <out>/<name>.candidate.json (default out: .)",
     )  # fmt: skip
     p.add_argument("--labels-weight", type=float, default=5.0, metavar="W", help="weight of a label row (default 5)")
+    p.add_argument(
+        "--tier", choices=("full", "fast"), default="full",
+        help="fast: the cascade's heads over the static encoder (written to detectors/heads/fast by default)",
+    )  # fmt: skip
     p = add("eval", cmd_eval)
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="datasets root (see docs/evaluation.md)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a markdown table")
     p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="evaluate only these detectors")
+    p.add_argument(
+        "--backend", action="append", metavar="NAME=DIR",
+        help="also measure a local model on the same dev sets: relevance=DIR (cross-encoder) or "
+        "hallucination=DIR (NLI); repeatable",
+    )  # fmt: skip
     from agent.export import commands as export_commands  # light: no pyarrow, ClickHouse or HTTP imports
 
     export_commands.register(sub, add)
@@ -466,9 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--token", help="service-account token (or put user:password in the URL)")
     b.add_argument("--config", type=Path, help="YAML settings file (env vars LOOKOUT_* override it)")
     b.set_defaults(handler=cmd_dashboards_push)
-    from evaluators import quality_commands  # light: storage and rich load when a command runs
+    from evaluators import (
+        cascade_commands,  # light: torch loads when a command runs
+        quality_commands,  # light: storage and rich load when a command runs
+    )
 
     quality_commands.register(sub, add)
+    cascade_commands.register(add)
     add("config", cmd_config)
     return parser
 

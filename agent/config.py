@@ -33,11 +33,12 @@ from agent.config_integrations import (
     Section,
 )
 from agent.config_otel import OtelSettings, OtlpSettings
+from agent.config_scoring import ScoringSettings
 from agent.errors import ConfigError
 
 __all__ = [
     "AlertSettings", "AlertSeverity", "ContactPointSettings", "GrafanaSettings", "LabelStudioSettings",
-    "NotifySettings", "OtelSettings", "OtlpSettings", "Settings", "load_settings",
+    "NotifySettings", "OtelSettings", "OtlpSettings", "ScoringSettings", "Settings", "load_settings",
 ]  # fmt: skip
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("lookout_config_file", default=None)
@@ -495,6 +496,7 @@ class Settings(BaseSettings):
     judge: JudgeSettings = JudgeSettings()
     otel: OtelSettings = OtelSettings()
     otlp: OtlpSettings = OtlpSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
     @classmethod
     def settings_customise_sources(

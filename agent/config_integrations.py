@@ -58,6 +58,12 @@ class AlertSettings(Section):
     """Alert when more than this percentage of a model's calls ended in an error over ``latency_window_minutes``."""
     latency_min_records: int = Field(default=20, ge=1)
     """Records needed in the window before the latency and error-rate alerts may fire."""
+    cascade_agreement_min: float = Field(default=0.98, gt=0, le=1)
+    """Alert when a detector's fast-tier flag matches the full tier's on less than this share of audited records."""
+    cascade_min_audited: int = Field(default=50, ge=1)
+    """Audited records a detector needs in the window before the cascade agreement alert may fire."""
+    cascade_window_minutes: int = Field(default=60, ge=1)
+    """Window of the cascade agreement alert (audited records: ``scoring.audit_rate`` of the traffic)."""
 
 
 class GrafanaSettings(Section):

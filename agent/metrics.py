@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from agent.types import ScoredSample
 
 RECORDS_CONSUMED = "lookout_records_consumed_total"
 """Messages polled from Kafka, per topic."""
@@ -86,6 +88,13 @@ read by ``lookout run`` at start and every ``detectors.quality_refresh_s``); abs
 DETECTOR_MISS_RATE = "lookout_detector_miss_rate"
 """Share of unflagged traffic the detector should have flagged, per detector (from the labeled control sample, as
 ``lookout detectors report``); absent until a control item is labeled."""
+CASCADE_SCORES = "lookout_cascade_scores_total"
+"""Scores decided under cascade scoring, per ``detector`` and the ``tier`` that decided it (``fast``, ``full``,
+``expensive``); nothing under ``scoring.mode: full``."""
+CASCADE_AUDIT = "lookout_cascade_audit_total"
+"""Records in the cascade's audit sample (every tier scored them), per ``detector`` the audit compared."""
+CASCADE_AUDIT_DISAGREE = "lookout_cascade_audit_disagree_total"
+"""Audited records whose fast-tier flag differed from the escalation tier's (full or expensive), per ``detector``."""
 PROCESS_START = "process_start_time_seconds"
 """prometheus-client's process collector; a change means the agent restarted."""
 
@@ -128,6 +137,11 @@ judge_records = Counter(JUDGE_RECORDS, "Records sent to the LLM judge.", ["outco
 judge_seconds = Histogram(JUDGE_SECONDS, "LLM judge time per batch.", buckets=_LATENCY_BUCKETS)
 detector_precision = Gauge(DETECTOR_PRECISION, "Confirmed share of a detector's labeled flags.", ["detector"])
 detector_miss_rate = Gauge(DETECTOR_MISS_RATE, "Estimated share of unflagged traffic a detector missed.", ["detector"])
+cascade_scores = Counter(CASCADE_SCORES, "Scores decided by each cascade tier.", ["detector", "tier"])
+cascade_audit = Counter(CASCADE_AUDIT, "Records in the cascade audit sample.", ["detector"])
+cascade_audit_disagree = Counter(
+    CASCADE_AUDIT_DISAGREE, "Audited records whose fast-tier flag differed from the escalation tier's.", ["detector"]
+)
 
 
 @contextmanager
@@ -138,6 +152,28 @@ def timed(histogram: Histogram, **labels: str) -> Iterator[None]:
         yield
     finally:
         histogram.labels(**labels).observe(time.perf_counter() - started)
+
+
+def observe_cascade(scored: Sequence[ScoredSample], fast: Collection[str] | None = None) -> None:
+    """Count one batch's cascade decisions: each score per tier; audited records and disagreements per detector.
+
+    A record with no tiers (``scoring.mode: full``) counts nothing. An audited record counts once in
+    ``lookout_cascade_audit_total`` for each detector in its ``tiers`` that the audit compared and once in
+    ``lookout_cascade_audit_disagree_total`` for each one in its ``audit_disagree``.
+
+    Args:
+        scored: The batch's scored records.
+        fast: The detectors with a fast tier (the only ones the audit compares); None: every detector in a record's
+            ``tiers`` (those without a fast tier then count audits that can never disagree).
+    """
+    for item in scored:
+        for detector, tier in item.tiers.items():
+            cascade_scores.labels(detector=detector, tier=tier).inc()
+            if item.audited and (fast is None or detector in fast):
+                cascade_audit.labels(detector=detector).inc()
+        if item.audited and item.tiers:
+            for detector in item.audit_disagree:
+                cascade_audit_disagree.labels(detector=detector).inc()
 
 
 def set_lag(lag: Mapping[tuple[str, int], int]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from agent import metrics
+from agent.cascade import Cascade, build_cascade
 from agent.config import EncoderSettings, Settings
 from agent.cost import PriceTable
 from agent.errors import ConfigError
@@ -76,6 +77,8 @@ class Scorer:
         prices: Price table for cost at ingest.
         tenant_thresholds: Tenant → detector → threshold, overriding ``thresholds`` for that tenant's records.
         thresholds_version: The thresholds file's version ('' without one), stored with every record.
+        cascade: Cascade scoring (``scoring.mode: cascade``): ``encoder`` is then the fast tier's, and the full
+            tier scores only the records the cascade escalates.
     """
 
     def __init__(
@@ -87,8 +90,10 @@ class Scorer:
         extra_fields: frozenset[TextField] = frozenset(),
         tenant_thresholds: Mapping[str, Mapping[str, float]] | None = None,
         thresholds_version: str = "",
+        cascade: Cascade | None = None,
     ) -> None:
         self.detectors = tuple(detectors)
+        self.cascade = cascade
         self.encoder = encoder
         self.thresholds = {d.name: (thresholds or {}).get(d.name, d.default_threshold) for d in detectors}
         tenants = tenant_thresholds or {}
@@ -117,6 +122,13 @@ class Scorer:
         encoder = build_encoder(enc)
         if enc.cache_size > 0:
             encoder = CachingEncoder(encoder, enc.cache_size)
+        cascade = None
+        if settings.scoring.mode == "cascade":
+            try:
+                cascade = build_cascade(settings.scoring, detectors, encoder, enc.device)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ConfigError(f"scoring: {exc}") from None
+            encoder = cascade.fast_encoder
         from agent.drift import required_fields  # the drift step's texts (prompt/response for its signals)
 
         drift_fields = required_fields(settings.drift)
@@ -134,7 +146,7 @@ class Scorer:
             version = file.version
         return cls(
             detectors, encoder, thresholds, prices, extra_fields=drift_fields | stored, tenant_thresholds=tenants,
-            thresholds_version=version,
+            thresholds_version=version, cascade=cascade,
         )  # fmt: skip
 
     def thresholds_for(self, tenant: str) -> Mapping[str, float]:
@@ -143,8 +155,10 @@ class Scorer:
 
     def warm_up(self) -> None:
         """Load every model now (so the first batch is not slow and load errors surface at start)."""
-        probe = [Sample(id="warmup", ts=_EPOCH, prompt="hello", response="hello")]
+        probe = [Sample(id="warmup", ts=_EPOCH, prompt="hello", response="hello", context=("hello",))]
         self.score(probe)
+        if self.cascade is not None:
+            self.cascade.warm_up(probe)
 
     def score(self, samples: Sequence[Sample]) -> list[ScoredSample]:
         """Score, flag and price every sample, in order."""
@@ -160,6 +174,8 @@ class Scorer:
         """
         if not samples:
             return [], {}
+        if self.cascade is not None:
+            return self._score_cascade(self.cascade, samples, plan)
         batch = build_batch(samples, self.encoder, self._fields)
         kept = plan.kept() if plan is not None else []
         columns = {}
@@ -189,6 +205,29 @@ class Scorer:
             )
         return out, batch.vectors
 
+    def _score_cascade(
+        self, cascade: Cascade, samples: Sequence[Sample], plan: ShedPlan | None
+    ) -> tuple[list[ScoredSample], Mapping[TextField, Vectors]]:
+        """:meth:`score_batch` through the cascade: which tier decided each score is kept with the record."""
+        with metrics.timed(metrics.detector_inference, detector="cascade"):
+            run = cascade.run(samples, self.detectors, self._fields, self.thresholds_for, plan)
+        self._count_cache()
+        out = []
+        for i, sample in enumerate(samples):
+            scores_i = {d.name: run.columns[d.name][i] for d in self.detectors}
+            limits = self.thresholds_for(sample.tenant)
+            flags = suppressed(tuple(d.name for d in self.detectors if is_flagged(d, scores_i[d.name], limits[d.name])))
+            out.append(
+                ScoredSample(
+                    sample=sample, scores=scores_i, versions=run.versions[i], flags=flags,
+                    cost_usd=self.prices.cost(sample.model, sample.usage),
+                    shed_weight=1.0 if plan is None else plan.weight_of(i),
+                    tiers=run.tiers[i], audited=run.audited[i], audit_disagree=tuple(run.disagree[i]),
+                )
+            )  # fmt: skip
+        metrics.observe_cascade(out, fast=cascade.fast.keys())
+        return out, run.vectors
+
     @staticmethod
     def _shed_scores(detector: Detector, batch: Batch, kept: Sequence[int]) -> list[float | None]:
         """Scores of the kept records only; None for the records shedding skipped."""
@@ -204,7 +243,7 @@ class Scorer:
 
     def _count_cache(self) -> None:
         """Report the embedding cache's hits and misses since the last batch."""
-        enc = self.encoder
+        enc = self.encoder if self.cascade is None else self.cascade.full_encoder
         if not isinstance(enc, CachingEncoder):
             return
         hits, misses = enc.hits - self._cache_seen[0], enc.misses - self._cache_seen[1]

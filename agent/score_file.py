@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,7 @@ def _output_line(
     scores: dict[str, float | None],
     flags: tuple[str, ...],
     redactor: Redactor | None,
+    tiers: Mapping[str, str] | None = None,
 ) -> str:
     obj = json.loads(message.value or b"")
     if obj.get("id") is None:  # the id lookout derived (FILE/0/LINE), as `lookout run` would store it
@@ -78,6 +79,8 @@ def _output_line(
             obj["metadata"].update({k: v for k, v in sample.metadata.items() if redactor.identifiers.owns(k)})
     obj["scores"] = scores
     obj["flags"] = list(flags)
+    if tiers:  # scoring.mode: cascade: which tier decided each score
+        obj["tiers"] = dict(tiers)
     line = json.dumps(obj, ensure_ascii=False)
     if not line.isascii():
         try:
@@ -134,7 +137,7 @@ def _score_chunk(
         good = [(m, redactor.redact_sample(d)[0]) for m, d in good]
     results = scorer.score([d for _, d in good])
     for (message, sample), result in zip(good, results, strict=True):
-        sink.write(_output_line(message, sample, dict(result.scores), result.flags, redactor) + "\n")
+        sink.write(_output_line(message, sample, dict(result.scores), result.flags, redactor, result.tiers) + "\n")
     bad = [d for _, d in decoded if isinstance(d, DecodeFailure)]
     if redactor is not None:
         bad = [redactor.redact_failure(d)[0] for d in bad]

@@ -188,6 +188,14 @@ class ScoredSample:
     judge_weight: float | None = None
     """Weight of the LLM judge's verdict (``agent/judge.py``): 1 judged because flagged, ``1/sample_rate`` judged as
     a sample, None not judged."""
+    tiers: Mapping[str, str] = field(default_factory=dict)
+    """Detector name → the tier that decided its score under cascade scoring (``fast``, ``full`` or ``expensive``,
+    :mod:`agent.cascade`); empty under ``scoring.mode: full`` (every score is the full tier's)."""
+    audited: bool = False
+    """The record is in the cascade's audit sample (``scoring.audit_rate``, by record id): every tier scored it."""
+    audit_disagree: tuple[str, ...] = ()
+    """Audited records only: the detectors whose fast score lay outside the band (the cascade would have kept it)
+    and whose fast flag differed from the escalation tier's (full, or the site's expensive model)."""
 
 
 FeedbackKind = Literal["thumbs_up", "thumbs_down", "report", "rating"]

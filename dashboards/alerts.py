@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from agent import metrics as m
 from agent.config import AlertSettings, AlertSeverity, NotifySettings
+from dashboards import cascade
 from dashboards.common import CLICKHOUSE, CLICKHOUSE_PLUGIN_VERSION, PROMETHEUS
 
 GROUP = "lookout"
@@ -145,6 +146,7 @@ def rules(alerts: AlertSettings, database: str, notify: NotifySettings | None = 
         ),
         *_signal_rules(alerts, db, quality),
         *_call_rules(alerts, db, quality),
+        _cascade_rule(alerts, db, quality),
         AlertRule(
             uid="lookout-consumer-lag",
             title="Consumer lag high",
@@ -411,6 +413,45 @@ def _call_rules(alerts: AlertSettings, db: str, quality: str) -> list[AlertRule]
             ),
         ),
     ]
+
+
+def _cascade_rule(alerts: AlertSettings, db: str, quality: str) -> AlertRule:
+    """A detector's fast tier disagreeing with its escalation tier on the audit sample, over ``cascade_window_minutes``.
+
+    Rules fire above their threshold, so the value is the disagreement (``100 - agreement``, percent) and the
+    threshold ``(1 - cascade_agreement_min) * 100``.
+    """
+    window = alerts.cascade_window_minutes
+    agreement_pct = round(alerts.cascade_agreement_min * 100, 6)
+    return AlertRule(
+        uid="lookout-cascade-agreement",
+        title="Cascade fast tier disagrees with the escalation tier",
+        source="clickhouse",
+        query=(
+            f"SELECT detector, round({cascade.DISAGREEMENTS} * 100 / {cascade.AUDITS}, 2) AS disagree_pct "
+            f"FROM {db}.v_records {cascade.PER_DETECTOR} WHERE $__timeFilter(ts) AND audited = 1 "
+            f"AND {cascade.cascaded('$__timeFilter(ts)').format(db=db)} "
+            f"GROUP BY detector HAVING {cascade.AUDITS} >= {alerts.cascade_min_audited}"
+        ),
+        value="disagree_pct",
+        labels=("detector",),
+        threshold=round(100 - agreement_pct, 6),
+        range_s=window * 60,
+        pending="10m",
+        severity="warning",
+        team=quality,
+        summary=(
+            "{{ $labels.detector }}: the fast tier's flag differs from the escalation tier's on {{ $values.A }}% of "
+            f"audited records, so agreement is below {agreement_pct:g}% over {window} min"
+        ),
+        runbook=(
+            "Open the Quality overview dashboard's 'Cascade' row: the fast head no longer tracks the full (or "
+            "expensive) tier for this detector, so records it decides alone may get wrong flags. A step that lines "
+            "up with a deploy or new traffic (see the Drift dashboard) means the fast head and its band need "
+            "refitting on current data (`lookout fit-bands`, scoring.fast_dir); meanwhile set scoring.mode: full, "
+            "or lower alerts.cascade_agreement_min if this level is expected."
+        ),
+    )
 
 
 def _query_model(rule: AlertRule) -> dict[str, Any]:

@@ -57,7 +57,9 @@ def boards(settings: Settings) -> list[Board]:
     db, a = settings.clickhouse.database, settings.alerts
     return [
         calls.add_panels(
-            feedback.add_panels(quality.build(db), a.thumbs_down_rate_pct), a.latency_p95_ms, a.error_rate_pct
+            feedback.add_panels(quality.build(db, a.cascade_agreement_min), a.thumbs_down_rate_pct),
+            a.latency_p95_ms,
+            a.error_rate_pct,
         ),
         drift.build(db),
         cost.build(db, a.cost_budget_usd_per_day),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import bargauge, histogram, stat, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 
+from dashboards import cascade
 from dashboards.common import Board, series, thresholds, where
 
 UID = "lookout-quality"
@@ -117,8 +118,8 @@ def _repetition_and_tone(board: Board) -> None:
     )
 
 
-def build(database: str) -> Board:
-    """The quality overview dashboard."""
+def build(database: str, cascade_agreement_min: float) -> Board:
+    """The quality overview dashboard; ``cascade_agreement_min`` (``alerts.*``) is drawn on the cascade row."""
     board = Board(UID, "lookout / Quality overview", "Detector flag rates and score distributions.", database)
     board.dimension_variables()
 
@@ -281,4 +282,4 @@ def build(database: str) -> Board:
             )
         )
     )  # fmt: skip
-    return board
+    return cascade.add_panels(board, cascade_agreement_min)

@@ -136,10 +136,10 @@ class DetoxifyToxicity:
         with state.lock:
             if state.model is None:
                 from detoxify.detoxify import get_model_and_tokenizer  # type: ignore[import-untyped]  # no py.typed
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
-                hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # untyped in transformers
+                from detectors.hf import quiet_transformers
+
+                quiet_transformers()
                 arch, state_dict, classes = read_checkpoint(self.checkpoint, self.device)
                 if "toxicity" not in classes:
                     raise ValueError(f"{self.checkpoint} has no toxicity output (classes: {', '.join(classes)})")

@@ -77,10 +77,10 @@ class SentenceTransformerEncoder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer  # heavy: torch
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
-                hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # untyped in transformers
+                from detectors.hf import quiet_transformers
+
+                quiet_transformers()
 
                 path = self.model_path
                 if path is None:

@@ -62,10 +62,10 @@ def export(model_path: Path, out: Path) -> Path:
     """
     import torch
     from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # untyped in transformers
+    from detectors.hf import quiet_transformers
+
+    quiet_transformers()
 
     # eager attention exports as plain MatMul/Softmax nodes, which ONNX Runtime's BERT optimizer fuses
     model = SentenceTransformer(

@@ -95,11 +95,12 @@ def train_heads(
     report: Callable[[str], None] = print,
     labels: SiteLabels | None = None,
     encoder: Encoder | None = None,
+    card_note: str = "",
 ) -> list[LogisticHead]:
     """Train the named heads and write ``<out_dir>/<name>.json``; returns them.
 
     With ``labels``, each head also trains on its site label rows and is written as ``<name>.candidate.json``
-    (``names`` must already be :func:`site_heads`'s choice).
+    (``names`` must already be :func:`site_heads`'s choice). ``card_note`` goes at the top of each model card.
     """
     check_data_dir(data_dir)
     if labels is not None:
@@ -122,6 +123,9 @@ def train_heads(
         card = getattr(module, "model_card", None)
         if callable(card):
             text = card(head) + (site_labels.card_section(head) if labels is not None else "")
+            if card_note:
+                title, _, rest = text.partition("\n")
+                text = f"{title}\n\n{card_note}\n{rest}"
             (out_dir / f"{stem}.md").write_text(text)
         report(f"wrote {out_dir / f'{stem}.json'} ({head.version})")
         heads.append(head)

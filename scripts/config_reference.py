@@ -36,7 +36,7 @@ def table(rows: list[tuple[str, str, str, str]]) -> str:
     lines = ["| setting | env var | default | meaning |", "|---|---|---|---|"]
     for name, env, default, doc in rows:
         shown = f"`{default}`" if default else ""
-        lines.append(f"| `{name}` | `{env}` | {shown} | {doc.replace('|', '/').replace('``', '`')} |")
+        lines.append(f"| `{name}` | `{env}` | {shown} | {' '.join(doc.split()).replace('|', '/').replace('``', '`')} |")
     return "\n".join(lines)
 
 

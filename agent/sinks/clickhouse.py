@@ -14,7 +14,7 @@ BASE_COLUMNS = (
     "id", "ts", "ingested_at", "tenant", "user_id", "model", "route", "trace_id", "span_id", "parent_span_id",
     "session_id", "prompt", "response", "history", "context", "prompt_tokens", "completion_tokens", "cost_usd",
     "latency_ms", "error", "metadata", "detector_versions", "flags", "src_topic", "src_partition", "src_offset",
-    "shed_weight", "judge_weight",
+    "shed_weight", "judge_weight", "score_tiers", "audited", "audit_disagree",
 )  # fmt: skip
 
 
@@ -75,7 +75,8 @@ class RecordSink(BatchingSink[ScoredSample]):
             item.cost_usd, s.latency_ms, s.error, {k: _meta_value(v) for k, v in s.metadata.items()},
             dict(item.versions), list(item.flags),
             origin.topic if origin else "", origin.partition if origin else 0, origin.offset if origin else 0,
-            item.shed_weight, item.judge_weight, self.thresholds_version,
+            item.shed_weight, item.judge_weight, dict(item.tiers), int(item.audited), list(item.audit_disagree),
+            self.thresholds_version,
         ] + [item.scores.get(name) for name in self.score_columns]  # fmt: skip
 
     def write(self, batch: Sequence[ScoredSample]) -> None:

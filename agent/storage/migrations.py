@@ -6,7 +6,8 @@ Tables:
   row; a copy under another model or ts is superseded by a tombstone (version 12). Every read goes through the
   ``v_*`` views (``FINAL``), so users never see a second copy, even before a merge. Since version 13 it also
   holds the call's ``span_id``/``parent_span_id``, its ``session_id`` and its ``error`` ('' when absent).
-  Since version 15, the ``thresholds_version`` (``detectors.thresholds_file``) its flags were made under.
+  Since version 15, the ``thresholds_version`` (``detectors.thresholds_file``) its flags were made under; since
+  version 17, the cascade's ``score_tiers``, ``audited`` and ``audit_disagree`` (:mod:`agent.cascade`).
 - ``dead_letters``: one row per decode failure, keyed by source topic/partition/offset.
 - ``agent_runs``: one row per agent run with its counters, replaced as the run progresses.
 - ``drift_windows``: one row per (stream, window): drift score vs threshold for an embedding or score stream.
@@ -33,6 +34,7 @@ from __future__ import annotations
 from agent.storage.client import Client
 from agent.storage.cluster import LOCAL_SUFFIX, on_cluster
 from agent.storage.migration import Migration
+from agent.storage.migrations_cascade import CASCADE_MIGRATIONS
 from agent.storage.migrations_review import REVIEW_MIGRATIONS
 
 __all__ = ["MIGRATIONS", "V_RECORDS", "Migration", "applied_versions", "migrate", "record_columns", "set_text_ttl"]
@@ -524,6 +526,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     *REVIEW_MIGRATIONS,
+    *CASCADE_MIGRATIONS,
 )
 
 

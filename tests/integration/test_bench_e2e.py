@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent import bench
+from agent import bench, bench_encoders
 from agent.config import load_settings
 from agent.runner import Agent
 
@@ -51,10 +51,10 @@ def test_end_to_end_without_the_model_uses_only_looked_up_vectors() -> None:
     A second run, with the vectors the first one collected, never calls the model.
     """
     records, _ = bench.load_records(8, bench.DEMO)
-    first = bench.LookupEncoder("all-MiniLM-L6-v2", {}, 384)
+    first = bench_encoders.LookupEncoder("all-MiniLM-L6-v2", {}, 384)
     assert bench.measure_end_to_end(load_settings(), records, timeout_s=120, lookup=first) > 0
     assert first.misses > 0 and first.fallback is not None
-    second = bench.LookupEncoder("all-MiniLM-L6-v2", first.vectors, 384)
+    second = bench_encoders.LookupEncoder("all-MiniLM-L6-v2", first.vectors, 384)
     copies = bench.repeated(records, 20)
     assert len({r["id"] for r in copies}) == 20 and [r["response"] for r in copies[8:16]] == [
         r["response"] for r in records

@@ -206,6 +206,36 @@ def seed(client: Client) -> None:
     )  # fmt: skip
 
 
+def seed_cascade(client: Client) -> None:
+    """Cascade scoring for phi-3 (hooli) in the last 40 min: 120 records, every other one audited, one in full mode.
+
+    Audited records hold the escalation tier for each detector with a fast tier. toxicity escalates to the full
+    tier (audited, or 1 in 3 of the rest: 80 of 120); its fast tier disagreed on 3 of 60 audited (95 % agreement:
+    fires at 98 %). relevance escalates to the expensive tier (72 of 120) and disagreed once (98.33 %). tone (20
+    records) disagreed on 2 of 10 audited (80 %, but below alerts.cascade_min_audited). refusal has no fast tier:
+    always ``full``, never compared.
+    """
+    rows = []
+    for k in range(120):
+        audited = k % 2 == 0
+        tiers = {"toxicity": "full" if audited or k % 3 == 0 else "fast",
+                 "relevance": "expensive" if audited or k % 5 == 0 else "fast", "refusal": "full"}  # fmt: skip
+        if k < 20:
+            tiers["tone"] = "full" if audited else "fast"
+        disagree = [d for d, at in (("toxicity", (0, 2, 4)), ("relevance", (10,)), ("tone", (6, 8))) if k in at]
+        rows.append([f"k-{k:05d}", NOW - timedelta(seconds=30 + k * 20), NOW, "hooli", "phi-3", "chat", 0.0, [],
+                     "logs", 3, k, tiers, int(audited), disagree])  # fmt: skip
+    rows.append(
+        ["k-full", NOW - timedelta(minutes=1), NOW, "hooli", "phi-3", "chat", 0.0, [], "logs", 3, 999, {}, 0, []]
+    )
+    client.insert(
+        f"{DB}.records",
+        rows,
+        column_names=["id", "ts", "ingested_at", "tenant", "model", "route", "cost_usd", "flags", "src_topic",
+                      "src_partition", "src_offset", "score_tiers", "audited", "audit_disagree"],
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """ChDB migrated to the current schema and seeded; closed at the end (one chDB directory per process)."""
@@ -216,6 +246,7 @@ def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     client.command(f"CREATE DATABASE IF NOT EXISTS {DB}")
     migrate(client, DB)
     seed(client)
+    seed_cascade(client)
     yield client
     client.close()
 
@@ -322,6 +353,7 @@ class TestAlertQueries:
             "lookout-thumbs-down-rate": {("gpt-4o-mini",)},
             "lookout-latency-p95": {("mistral-large",)},
             "lookout-error-rate": {("mistral-large",)},
+            "lookout-cascade-agreement": {("toxicity",)},
         }[rule.uid]
         assert firing == expected, values
 
@@ -336,3 +368,48 @@ class TestAlertQueries:
             assert {m for m, v in values.items() if v > rule.threshold} == expected, values
             assert "llama-3-8b" in values and values["llama-3-8b"] <= rule.threshold
             assert ("o1" in values) == (min_records == 5)
+
+
+class TestCascadeQueries:
+    """The cascade row and alert read score_tiers, audited and audit_disagree as seed_cascade wrote them."""
+
+    def test_agreement_table_and_audited_count(self, ch: Client) -> None:
+        """Per fast-tier detector: audited, disagreed, agreement (lowest first); refusal (no fast tier) absent."""
+        q = next(q for q in QUERIES if q.panel == "Audit agreement in the time range")
+        assert _run(ch, q, ALL_SELECTED).result_rows == [
+            ("tone", 10, 2, 80.0),
+            ("toxicity", 60, 3, 95.0),
+            ("relevance", 60, 1, 98.33),
+        ]
+        q = next(q for q in QUERIES if q.panel == "Audited records")
+        assert _run(ch, q, ALL_SELECTED).result_rows == [(60,)]
+        assert _run(ch, q, {**ALL_SELECTED, "model": ["gpt-4o-mini"]}).result_rows == [(0,)]
+
+    def test_escalated_share_and_agreement_over_time(self, ch: Client) -> None:
+        """Summed over the buckets, 80 of 120 toxicity, 72 of 120 relevance and 10 of 20 tone scores escalated."""
+        q = next(q for q in QUERIES if q.panel == "Escalated scores by detector")
+        sql = expand(q.sql, _context(ALL_SELECTED)).replace("AS escalated_pct", "AS escalated_pct, count() AS n")
+        totals: dict[str, list[float]] = {}
+        for _, detector, pct, n in ch.query(sql).result_rows:
+            totals.setdefault(detector, []).append(pct * n / 100)
+        assert {d: round(sum(v)) for d, v in totals.items()} == {"toxicity": 80, "relevance": 72, "tone": 10}
+        q = next(q for q in QUERIES if q.panel == "Audit agreement by detector")
+        rows = _run(ch, q, ALL_SELECTED).result_rows
+        assert {r[1] for r in rows} == {"toxicity", "relevance", "tone"}
+        assert min(r[2] for r in rows if r[1] == "toxicity") < 98.0 <= max(r[2] for r in rows if r[1] == "toxicity")
+
+    def test_alert_follows_min_audited_and_agreement_min(self, ch: Client) -> None:
+        """The agreement minimum moves the threshold; tone (10 audited) counts from cascade_min_audited 10."""
+        for alerts, expected in (
+            ({}, {"toxicity"}),
+            ({"cascade_agreement_min": 0.99}, {"toxicity", "relevance"}),
+            ({"cascade_min_audited": 10}, {"toxicity", "tone"}),
+            ({"cascade_min_audited": 10, "cascade_agreement_min": 0.9}, {"tone"}),
+            ({"cascade_min_audited": 61}, set()),
+        ):
+            rule = next(r for r in bundle(Settings().with_overrides(alerts=alerts)).rules
+                        if r.uid == "lookout-cascade-agreement")  # fmt: skip
+            ctx = QueryContext(NOW - timedelta(seconds=rule.range_s), NOW, 60, {})
+            values = {r[0]: float(r[-1]) for r in ch.query(expand(rule.query, ctx)).result_rows}
+            assert {d for d, v in values.items() if v > rule.threshold} == expected, values
+            assert "refusal" not in values

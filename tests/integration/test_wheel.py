@@ -66,12 +66,14 @@ class Install:
     work: Path
     """An empty folder outside the repository, the commands' working directory."""
 
-    def run(self, *argv: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run a program of the fresh environment (``lookout``, ``python``) in the work folder."""
+    def run(
+        self, *argv: str, stdin: str | None = None, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a program of the fresh environment (``lookout``, ``python``) in the work folder (``env`` added)."""
         return subprocess.run(
             [str(self.prefix / "bin" / argv[0]), *argv[1:]],
             cwd=self.work,
-            env=installed_env(),
+            env={**installed_env(), **(env or {})},
             input=stdin,
             capture_output=True,
             text=True,
@@ -198,6 +200,17 @@ class TestWheel:
         done = install.run("lookout", "run", "--help")
         assert done.returncode == 0, done.stderr[-2000:]
         assert "--exit-when-idle" in done.stdout
+
+    def test_cascade_scoring_loads_the_fast_tier_from_the_wheel(self, install: Install) -> None:
+        """Cascade mode loads the static table, fast heads and bands from the install (hubs offline); tiers shown."""
+        out = install.work / "cascade.jsonl"
+        done = install.run(
+            "lookout", "score", "--in", str(FIXTURE), "--out", str(out), env={"LOOKOUT_SCORING__MODE": "cascade"}
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stderr.strip().splitlines()[-1] == "scored 4, rejected 2"
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert all(set(r["tiers"].values()) <= {"fast", "full"} and r["tiers"] for r in rows), rows[0]
 
     def test_score_writes_one_line_per_valid_record(self, install: Install) -> None:
         """``lookout score`` loads the shipped heads and models and writes one JSON line per valid record."""

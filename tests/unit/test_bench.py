@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from agent import bench
+from agent import bench, bench_encoders
 from agent.cli import main
 from detectors.encoder import CachingEncoder, SentenceTransformerEncoder
 from detectors.testing import HashingEncoder
 
 REQUIRED_KEYS = {
     "scoring_samples_per_s", "texts_per_sample", "encoder_ceiling_texts_per_s", "naive_samples_per_s",
-    "e2e_samples_per_s", "peak_rss_mb", "device",
+    "e2e_samples_per_s", "peak_rss_mb", "device", "cascade_samples_per_s", "full_samples_per_s",
+    "cascade_full_fraction", "cascade_flag_agreement", "cascade_vs_full",
 }  # fmt: skip
 
 
@@ -85,13 +86,17 @@ class TestBenchAssembly:
         # without the model's time scoring only gets faster; the consume ceiling needs the broker (skipped)
         assert result["host_ceiling_samples_per_s"] > result["scoring_samples_per_s"]
         assert result["consume_ceiling_records_per_s"] is None and result["kafka_missing"] == []
+        # cascade against full on the same 8 records: both timed, a share escalated, flags compared
+        assert result["cascade_samples_per_s"] > 0 and result["full_samples_per_s"] > 0
+        assert 0 <= result["cascade_full_fraction"] <= 1 and 0 <= result["cascade_flag_agreement"] <= 1
+        assert any(line.startswith("cascade scoring") for line in lines[:-1])
 
     def test_lookup_encoder_gives_the_recorded_vectors(self) -> None:
         """The lookup returns what the recorded run produced, row for row; an unrecorded text is an error."""
-        recorder = bench.RecordingEncoder(HashingEncoder(8))
+        recorder = bench_encoders.RecordingEncoder(HashingEncoder(8))
         recorder.encode(["a", "b"])
         recorder.encode(["c"])
-        lookup = bench.LookupEncoder("hashing", recorder.vectors, 8)
+        lookup = bench_encoders.LookupEncoder("hashing", recorder.vectors, 8)
         np.testing.assert_array_equal(lookup.encode(["c", "a"]), HashingEncoder(8).encode(["c", "a"]))
         assert lookup.encode([]).shape == (0, 8)
         with pytest.raises(KeyError):

@@ -198,12 +198,12 @@ class TestProvisioning:
         assert provider["type"] == "file" and provider["folder"] == "lookout" and provider["options"]["path"]
 
     def test_alert_rules(self, clean_env: None) -> None:
-        """Thirteen rules, each with a query on a provisioned source, a threshold condition, summary and runbook."""
+        """Fourteen rules, each with a query on a provisioned source, a threshold condition, summary and runbook."""
         doc = yaml.safe_load(_files(clean_env)["provisioning/alerting/lookout.yaml"])
         (group,) = doc["groups"]
         assert doc["apiVersion"] == 1 and group["folder"] == "lookout" and group["interval"] == "1m"
         assert {"orgId", "name", "folder", "interval", "rules"} <= set(group)
-        assert len(group["rules"]) == 13
+        assert len(group["rules"]) == 14
         for rule in group["rules"]:
             assert {"uid", "title", "condition", "data", "for", "noDataState", "execErrState"} <= set(rule)
             refs = {d["refId"]: d for d in rule["data"]}

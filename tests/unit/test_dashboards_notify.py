@@ -152,7 +152,7 @@ class TestContactPointsAndPolicies:
         (tree,) = yaml.safe_load(files["provisioning/alerting/notifications.yaml"])["policies"]
         teams = {c.name: set(c.teams) for c in settings.notify.contact_points}
         labels = rule_labels(files)
-        assert len(labels) == 23 and {lab["team"] for lab in labels} == {"ml", "platform"}
+        assert len(labels) == 24 and {lab["team"] for lab in labels} == {"ml", "platform"}
         for lab in labels:
             assert lab["service"] == "lookout" and lab["severity"] in {"critical", "warning"}
             reached = delivered(tree, lab)

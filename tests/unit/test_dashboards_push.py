@@ -135,13 +135,13 @@ class TestPush:
     """Push upserts everything by uid; errors are one line."""
 
     def test_first_push_creates_everything(self, grafana: FakeGrafana) -> None:
-        """Two data sources, the folder, five dashboards and thirteen alert rules are created, in the folder."""
+        """Two data sources, the folder, five dashboards and fourteen alert rules are created, in the folder."""
         report = push(connect(grafana.url, TOKEN), grafana.url, bundle(Settings()))
-        assert len(report.created) == 2 + 1 + 5 + 13 and report.updated == []
+        assert len(report.created) == 2 + 1 + 5 + 14 and report.updated == []
         assert set(grafana.datasources) == {"lookout-clickhouse", "lookout-prometheus"}
         assert set(grafana.folders) == {"lookout"}
         assert {b["folderUid"] for b in grafana.dashboards.values()} == {"lookout"}
-        assert len(grafana.rules) == 13
+        assert len(grafana.rules) == 14
         assert {r["folderUID"] for r in grafana.rules.values()} == {"lookout"}
         assert grafana.groups["lookout/lookout"]["interval"] == 60
 
@@ -151,11 +151,11 @@ class TestPush:
         push(api, grafana.url, bundle(Settings()))
         first = len(grafana.requests)
         report = push(api, grafana.url, bundle(Settings().with_overrides(alerts={"toxicity_rate_pct": 9.0})))
-        assert report.created == [] and len(report.updated) == 21
+        assert report.created == [] and len(report.updated) == 22
         second = grafana.requests[first:]
         posts = [p for m, p in second if m == "POST"]
         assert posts == ["/api/dashboards/db"] * 5  # Grafana's dashboard save is itself an upsert (overwrite)
-        assert len(grafana.rules) == 13 and len(grafana.datasources) == 2
+        assert len(grafana.rules) == 14 and len(grafana.datasources) == 2
         rule = grafana.rules["lookout-toxicity-rate"]
         assert rule["data"][1]["model"]["conditions"][0]["evaluator"]["params"] == [9.0]
 
@@ -179,7 +179,7 @@ class TestPush:
             return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
 
         ok = cli(TOKEN)
-        assert ok.returncode == 0 and f"pushed to {grafana.url}: created 21, updated 0" in ok.stderr
+        assert ok.returncode == 0 and f"pushed to {grafana.url}: created 22, updated 0" in ok.stderr
         bad = cli("nope")
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 1 and len(lines) == 1 and lines[0].startswith("lookout: error: Grafana at")
