@@ -258,7 +258,9 @@ class HeadHallucination:
     name = "hallucination"
     needs: frozenset[TextField] = frozenset()
     higher_is_worse = True
-    default_threshold = 0.5
+    default_threshold = 0.68
+    """Flags at most 10 % of genuine traffic (15.5 % of BEGIN's faithful rows at 0.5); it catches 61 % of HaluEval's
+    hallucinated answers, against 76 % at 0.5 (docs/detectors.md#operating-points)."""
 
     def __init__(self, head: LogisticHead | None = None, max_sentences: int = 24) -> None:
         if max_sentences < 1:

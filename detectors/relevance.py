@@ -204,7 +204,9 @@ class EmbeddingRelevance:
     name = "relevance"
     needs: frozenset[TextField] = frozenset({"prompt", "response"})
     higher_is_worse = False
-    default_threshold = 0.5
+    default_threshold = 0.26
+    """Flags at most 10 % of genuine traffic (held-out HH-RLHF replies, HaluEval right answers, BEGIN's faithful
+    rows); it catches 37 % of answers to other questions, against 96 % at 0.5 (docs/detectors.md#operating-points)."""
 
     def __init__(self, head: LogisticHead | None = None) -> None:
         self.head = head if head is not None else LogisticHead.bundled(HEAD_NAME)

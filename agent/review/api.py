@@ -157,7 +157,11 @@ def api_router(store: ReviewStore) -> APIRouter:
             found = store.item(queue, record_id)
         except ReviewError as exc:
             raise fail(exc) from None
-        labels = [label_json(lab) for lab in store.labels(queue, record_id)]
+        # overlap and gold items are labeled blind: an annotator sees only their own labels there (admins see all)
+        found_labels = (
+            store.labels(queue, record_id) if who.is_admin else store.labels_shown_to(queue, record_id, who.name)
+        )
+        labels = [label_json(lab) for lab in found_labels]
         feedback = [f.to_json() for f in store.feedback(record_id)]
         return {**with_item(found), "labels": labels, "feedback": feedback}
 

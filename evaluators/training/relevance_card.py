@@ -117,9 +117,10 @@ Version `{version}`, trained {date}, seed {seed}, encoder {encoder}. Retrain: `l
 (DIR = the shared datasets root); measure: `lookout eval --data DIR`.
 
 ## What it scores
-`relevance` in 0..1: does the response address the prompt; higher is better, flag when below 0.5 (the
-default threshold). `None` when the prompt or the response is blank. A logistic regression over three
-features documented in `detectors/relevance.py`:
+`relevance` in 0..1: does the response address the prompt; higher is better, flagged below the default threshold
+(0.26, chosen to flag at most 10 % of genuine traffic; the head is fitted with 0.5 between the classes).
+`None` when the prompt or the response is blank. A logistic regression over three features documented in
+`detectors/relevance.py`:
 
 | feature | weight (standardised) |
 |---|---|

@@ -33,6 +33,7 @@ from agent.storage.client import Client
 from agent.types import Sample
 from detectors.encoder import build_batch
 from detectors.head import LogisticHead
+from detectors.registry import flag_rule
 from detectors.relevance import EmbeddingRelevance
 from evaluators import heads
 from evaluators.site_labels import held_out
@@ -177,7 +178,8 @@ class TestRescoreHead:
         assert doc["current_source"] == "relevance-v1"
         assert doc["current_version"] == LogisticHead.load(site.base).version
         (rel,) = doc["detectors"]
-        assert (rel["detector"], rel["n"], rel["thresholds"]) == ("relevance", held, [0.5])
+        default = flag_rule("relevance").default_threshold
+        assert (rel["detector"], rel["n"], rel["thresholds"]) == ("relevance", held, [default])
         assert rel["should_flag"] == sum(1 for rid, *_, v in site_records() if held_out(rid) and v == "confirm")
         old, new = rel["current"], rel["candidate"]
         assert new["accuracy"] == 1.0 and new["accuracy"] > old["accuracy"]

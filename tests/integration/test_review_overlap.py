@@ -255,6 +255,14 @@ class TestPages:
         page = http.get(f"/review/claims/{mine.claim_id}")
         assert page.status_code == 200 and "an ordinary answer" in page.text
         assert "Earlier labels" not in page.text and "alice" not in page.text
+        # the JSON API is blind the same way: Bob's item has none of Alice's labels, an admin's has them all
+        bearer = {"Authorization": f"Bearer {store.add_annotator('carol')}"}
+        body = http.get("/review/api/v1/items/safety/x", headers=bearer).json()
+        assert body["labels"] == [] and body["item"]["record_id"] == "x"
+        admin = {"Authorization": f"Bearer {store.add_annotator('root', True)}"}
+        assert [
+            lab["annotator"] for lab in http.get("/review/api/v1/items/safety/x", headers=admin).json()["labels"]
+        ] == ["alice"]
 
 
 class TestAgreementCommand:

@@ -398,6 +398,6 @@ class TestBrowser:
             ("r-0", {"toxicity": "confirm"}, 1, {"toxicity": 0.91}, {"toxicity": 0.5}, {"toxicity": 1}),
             (
                 "r-1", {"toxicity": "reject", "relevance": "confirm"}, 0, {"toxicity": 0.91, "relevance": 0.2},
-                {"toxicity": 0.5, "relevance": 0.5}, {"toxicity": 1, "relevance": 1},
+                {"toxicity": 0.5, "relevance": 0.26}, {"toxicity": 1, "relevance": 1},
             ),
         ]  # fmt: skip

@@ -145,7 +145,7 @@ class TestScopes:
         """A tenant override, then the global one, then the detector's default."""
         current = Current({"toxicity": 0.6}, {"acme": {"toxicity": 0.7}})
         assert (current.of("toxicity", "acme"), current.of("toxicity", "globex")) == (0.7, 0.6)
-        assert current.of("relevance", "acme") == 0.5
+        assert current.of("relevance", "acme") == 0.26  # relevance's default (docs/detectors.md#operating-points)
 
 
 class TestThresholdsFile:

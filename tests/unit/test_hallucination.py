@@ -110,7 +110,7 @@ class TestHeadHallucination:
         """Name, direction, threshold, needs, version and repr follow the detector contract."""
         detector = HeadHallucination()
         assert isinstance(detector, Detector)
-        assert (detector.name, detector.higher_is_worse, detector.default_threshold) == ("hallucination", True, 0.5)
+        assert (detector.name, detector.higher_is_worse, detector.default_threshold) == ("hallucination", True, 0.68)
         assert detector.needs == frozenset()
         assert detector.version.startswith("head-logit-") and detector.version.endswith("-s24")
         assert repr(detector).startswith("HeadHallucination(head=hallucination@")

@@ -65,7 +65,7 @@ class TestWords:
         assert view("toxicity", 0.5, flags=("toxicity",)).words() == (
             "flagged: at or above the 0.5 threshold (high toxicity)"
         )
-        assert view("relevance", 0.9).words() == "not flagged: at or above the 0.5 threshold"
+        assert view("relevance", 0.9).words() == "not flagged: at or above the 0.26 threshold"  # relevance's default
 
     def test_no_score(self) -> None:
         """A missing score never flags, and the words say where it would."""
@@ -75,7 +75,7 @@ class TestWords:
         """A low relevance score on a refusal is not flagged: the refusal flag takes over, and the words say so."""
         v = detector_views({"relevance": 0.1}, ("refusal",), (), Thresholds())[2]
         assert (v.name, v.flagged, v.crossed) == ("relevance", False, True)
-        assert v.words() == "not flagged: below the 0.5 threshold, but its refusal flag takes over"
+        assert v.words() == "not flagged: below the 0.26 threshold, but its refusal flag takes over"
 
     def test_scored_under_another_threshold(self) -> None:
         """A stored flag that disagrees with the threshold now is shown as such, not silently recomputed."""

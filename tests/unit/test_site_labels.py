@@ -293,7 +293,7 @@ class TestMetrics:
     def test_threshold_lookup_prefers_tenant_then_deployment_then_default(self) -> None:
         """Tenant override, then the deployment's threshold, then the detector's default."""
         look = rescore_head.threshold_lookup({"toxicity": 0.7}, {"acme": {"toxicity": 0.4}})
-        assert (look("toxicity", "acme"), look("toxicity", "other"), look("relevance", "acme")) == (0.4, 0.7, 0.5)
+        assert (look("toxicity", "acme"), look("toxicity", "other"), look("relevance", "acme")) == (0.4, 0.7, 0.26)
 
 
 def test_turns_feed_the_relevance_rows() -> None:
