@@ -35,3 +35,35 @@ def write_public_data(root: Path) -> Path:
     ]  # fmt: skip
     hh.write_text("\n".join(chats) + "\n", encoding="utf-8")
     return root
+
+
+TOXIC = ("you are a stupid worthless idiot", "shut up you pathetic loser", "women like you are disgusting morons")
+BENIGN = ("lovely weather at the market today", "the train was on time this morning", "the women's team won again")
+"""Identity terms in some rows: the trainer adds identity-swapped copies of them."""
+
+
+def write_toxicity_data(root: Path) -> Path:
+    """A tiny toxicity folder in the shape the toxicity trainer reads: Davidson tweets, wiki comments, ToxiGen seeds.
+
+    Half toxic, half benign in each, numbered so every text is distinct (the splits hash the text or rev_id).
+    """
+    davidson = root / "toxicity" / "davidson_hate_offensive"
+    davidson.mkdir(parents=True, exist_ok=True)
+    rows = [",count,hate_speech,offensive_language,neither,class,tweet"]
+    for i in range(160):
+        toxic = i % 2 == 0
+        text = f"{(TOXIC if toxic else BENIGN)[i % 3]} number {i}"
+        rows.append(f"{i},3,0,{3 if toxic else 0},{0 if toxic else 3},{1 if toxic else 2},{text}")
+    (davidson / "labeled_data.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    wiki = root / "toxicity" / "wiki_toxicity_dev"
+    wiki.mkdir(parents=True, exist_ok=True)
+    lines = ["rev_id,comment,toxic"]
+    lines += [f"{i},{(TOXIC if i % 2 else BENIGN)[i % 3]} comment {i},{i % 2 == 1}" for i in range(160)]
+    (wiki / "toxicity_dev_half.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    toxigen = root / "toxicity" / "toxigen_seeds"
+    toxigen.mkdir(parents=True, exist_ok=True)
+    seeds = ["text,label,group"]
+    seeds += [f"{'they are all lazy and dirty' if i % 2 else 'they opened a bakery'} {i},{i % 2},"
+              f"{('women', 'asian')[i % 4 // 2]}" for i in range(40)]  # fmt: skip
+    (toxigen / "toxigen_seed_statements.csv").write_text("\n".join(seeds) + "\n", encoding="utf-8")
+    return root

@@ -44,7 +44,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,6 +72,9 @@ from evaluators.training.toxicity_probes import (
     swap_identities,
 )
 from evaluators.training.toxicity_suite_b import BLIND_SUITE as SUITE_B
+
+if TYPE_CHECKING:
+    from evaluators.site_labels import SiteRows
 
 NAME = HEAD_NAME
 DATE = "2026-12-03"
@@ -386,8 +389,24 @@ def _cv_summary(cv: FoldMetrics) -> list[dict[str, Any]]:
     return rows
 
 
-def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None) -> LogisticHead:
-    """Choose C and fit the stacker by cross-validation; fit the head on all training rows; meta holds metrics."""
+def site_texts(site: SiteRows | None) -> tuple[list[str], NDArray[np.int_]]:
+    """The site's label rows as texts and labels (1 = toxic).
+
+    The response for ``toxicity``, the prompt for ``prompt_toxicity`` (one head scores both).
+    """
+    rows = site.rows if site is not None else ()
+    texts = [r.prompt if r.detector == "prompt_toxicity" else r.response for r in rows]
+    return texts, np.asarray([r.label for r in rows], dtype=np.int_)
+
+
+def train(
+    data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | None = None, site: SiteRows | None = None
+) -> LogisticHead:
+    """Choose C and fit the stacker by cross-validation; fit the head on all training rows; meta holds metrics.
+
+    ``site``: the site's review label rows (their training part) join the final fit of the head, each weighing
+    ``site.weight`` times a Davidson row's mean weight; C and the stacker are chosen on the public data alone.
+    """
     lexical = ProfanityCheckModel()
     ts = _train_set(data_dir, encoder, cache_dir, lexical)
     davidson_texts = [e.text for e in load_davidson(data_dir) if not e.held_out]
@@ -430,7 +449,13 @@ def train(data_dir: Path, encoder: Encoder, seed: int = 0, cache_dir: Path | Non
         runs[c] = (srcs, cv)
         grid.append({"C": c, "cv_auc": round(float(scores[c].mean()), 4), "cv_sd": round(float(scores[c].std()), 4)})
     chosen = choose_c(scores)
-    fitted = _fit(*ts.stacked(), c=chosen, seed=seed)
+    x_fit, y_fit, w_fit = ts.stacked()
+    texts, y_site = site_texts(site)
+    if texts and site is not None:
+        x_fit = np.vstack([x_fit, featurize(texts, encoder, cache_dir, lexical)])
+        y_fit = np.concatenate([y_fit, y_site])
+        w_fit = np.concatenate([w_fit, np.full(len(texts), site.weight * float(w_fit[: len(ts.y_davidson)].mean()))])
+    fitted = _fit(x_fit, y_fit, w_fit, c=chosen, seed=seed)
     stack = fit_stack(runs[chosen][0], seed)
     meta: dict[str, Any] = {
         "date": DATE,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import real_encoder, seeded_data_dir
-from tiny_data import write_public_data
+from tiny_data import write_public_data, write_toxicity_data
 
 from agent.config import Settings
 from agent.review.rules import parse_rules
@@ -35,6 +35,7 @@ from detectors.encoder import build_batch
 from detectors.head import LogisticHead
 from detectors.registry import flag_rule
 from detectors.relevance import EmbeddingRelevance
+from detectors.toxicity import HeadToxicity
 from evaluators import heads
 from evaluators.site_labels import held_out
 
@@ -43,10 +44,11 @@ ITEMS = (
     "kettle", "toaster", "blender", "heater", "lamp", "fan", "router", "printer", "camera", "speaker", "charger",
     "monitor", "keyboard", "mouse", "headset", "drone", "scooter", "watch", "tablet", "phone",
 )  # fmt: skip
+NEWSLETTER = "Our newsletter comes out every Friday with fresh deals."
 ANSWERS = (
     ("Hold the power button for ten seconds until the light blinks.", "reject"),  # relevant: the flag was wrong
     ("Unplug it, wait a minute, then plug it back in.", "reject"),
-    ("Our newsletter comes out every Friday with fresh deals.", "confirm"),  # irrelevant: the flag was right
+    (NEWSLETTER, "confirm"),  # irrelevant: the flag was right
 )
 RULES = parse_rules(
     {
@@ -71,8 +73,10 @@ def seed_labels(client: Client) -> None:
     seed(client, DB, [scored_sample(rid, response=r, prompt=p, flags=("relevance",), relevance=0.2)
                       for rid, p, r, _ in records], RULES)  # fmt: skip
     store = ReviewStore(client, DB, RULES, clock=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
-    for n, (rid, _, _, verdict) in enumerate(records):
-        verdicts = {"relevance": verdict, **({"toxicity": "confirm"} if n % 10 == 0 else {})}
+    for n, (rid, _, response, verdict) in enumerate(records):
+        # toxicity's silence: confirmed on a few records; on the newsletter blurbs it was wrong (site policy: spam)
+        toxicity = "confirm" if n % 10 == 0 else "reject" if response == NEWSLETTER else None
+        verdicts = {"relevance": verdict, **({"toxicity": toxicity} if toxicity else {})}
         store.label("alice", LabelInput(f"l-{rid}", "grounding", rid, verdicts, severity=1), override=True)  # type: ignore[arg-type]
 
 
@@ -154,13 +158,32 @@ class TestTrainWithLabels:
         assert np.mean(relevance(cand, helpful)) > np.mean(relevance(base, helpful)) + 0.2
         assert min(relevance(cand, helpful)) >= 0.5 > max(relevance(cand, blurbs))
 
-    def test_toxicity_labels_are_not_used_yet(self, site: Site) -> None:
-        """The toxicity trainer has no hook for label rows yet: asking for it is a one-line error."""
-        done = site.cli("train-heads", "--data", str(site.public), "--labels", "--head", "toxicity", "--out",
+    def test_toxicity_head_learns_the_site_policy(self, site: Site) -> None:
+        """The site calls its newsletter blurbs toxic (spam policy): the candidate scores them above the public head.
+
+        The labels reject toxicity's silence on those records; the candidate records the label rows it used.
+        """
+        public = write_toxicity_data(site.public)
+        base = heads.train_heads(public, site.root / "tox-base", ["toxicity"], cache_dir=None,
+                                 report=lambda _: None, encoder=real_encoder())[0]  # fmt: skip
+        done = site.cli("train-heads", "--data", str(public), "--labels", "--head", "toxicity", "--out",
                         str(site.root / "tox"))  # fmt: skip
-        assert done.returncode == 1
-        assert "lookout: error: training the toxicity head with site labels is not supported yet" in done.stderr
-        assert "Traceback" not in done.stderr
+        assert done.returncode == 0, done.stderr[-2000:]
+        cand = LogisticHead.load(site.root / "tox" / "toxicity.candidate.json")
+        rows = cand.meta["site_labels"]["by_detector"]["toxicity"]
+        assert rows["train"] > 10 and rows["train_positive"] > 5
+
+        def toxicity(head: LogisticHead, text: str) -> float:
+            item = [Sample(id="n", ts=datetime(2026, 12, 1, tzinfo=UTC), prompt="hi", response=text)]
+            det = HeadToxicity(head=head)
+            return float(det.score(build_batch(item, real_encoder(), det.needs))[0].value or 0.0)
+
+        def log_odds(p: float) -> float:
+            return float(np.log(p / (1 - p)))
+
+        # the stacker (chosen on public data) damps the head, so compare log-odds: up by more than 2 (x7 the odds)
+        assert log_odds(toxicity(cand, NEWSLETTER)) > log_odds(toxicity(base, NEWSLETTER)) + 2
+        assert toxicity(cand, "The train was on time and the weather was lovely.") < 0.5
 
 
 class TestRescoreHead:
