@@ -4,7 +4,9 @@ Not product code: a measurement over the shared datasets (a path given on the co
 document. Genuine traffic: held-out HH-RLHF harmless-base test replies (the chosen transcript's last turn),
 HaluEval right answers (held-out groups) with their knowledge as context, BEGIN's fully attributable rows
 (held-out groups). Positives for recall: HaluEval hallucinated answers (hallucination), HaluEval answers
-shuffled to other questions (relevance), wiki toxicity dev toxic comments (toxicity).
+shuffled to other questions (relevance), wiki toxicity dev toxic comments (toxicity). Also reported, outside the
+goal: AlpacaEval instructions with GPT-4's outputs, non-adversarial traffic (HH-RLHF harmless-base prompts are
+red-team requests, so refusals there are the refusal detector's true positives).
 
     .venv/bin/python research/operating_points.py ../shared/datasets [--n 400]
 """
@@ -44,6 +46,14 @@ def hh(path: Path, n: int) -> list[Sample]:
     return out[:n]
 
 
+def alpaca(path: Path, n: int) -> list[Sample]:
+    """``n`` AlpacaEval instructions with GPT-4's outputs: non-adversarial traffic (CC BY-NC: measured, not shipped)."""
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    out = [Sample(f"a{i}", TS, r["instruction"], r["output"]) for i, r in enumerate(rows)]
+    random.Random(0).shuffle(out)  # noqa: S311  # a sample, not a secret
+    return out[:n]
+
+
 def main() -> None:
     """Score the sets and print the report."""
     ap = argparse.ArgumentParser()
@@ -71,6 +81,7 @@ def main() -> None:
 
     sets = {
         "hh_replies": hh(root / "traffic/hh_rlhf_harmless_base_test/test.jsonl", args.n),
+        "alpaca_gpt4": alpaca(root / "traffic/alpaca_eval_outputs/gpt4_model_outputs.json", args.n),
         "halueval_right": ex("r", right),
         "begin_faithful": ex("b", begin),
         "pos_hallucinated": ex("w", wrong),
@@ -109,6 +120,7 @@ def main() -> None:
         genuine = {s: rate(scores[s][d.name], t, scores[s]["_refusal_flag"]) for s in sets_ok}
         row: dict[str, object] = {"threshold": t, "direction": "above" if worse else "below"}
         row["genuine_flag_rate"] = genuine
+        row["alpaca_gpt4_flag_rate"] = rate(scores["alpaca_gpt4"][d.name], t, scores["alpaca_gpt4"]["_refusal_flag"])
         # the threshold at which every genuine set flags at most GOAL
         pooled = [v for s in sets_ok for v in scores[s][d.name] if v is not None]
         candidates = sorted(set(round(x, 3) for x in np.linspace(0.01, 0.99, 99)) | {t})
