@@ -2,8 +2,9 @@
 
 A text's embedding is the mean of its WordPiece tokens' rows, normalised: no transformer pass, so it costs a
 tokenization and a table lookup (thousands of texts per second per core). The table is one MiniLM pass per
-vocabulary token, reduced by PCA and stored as int8 with a scale per dimension (:mod:`evaluators.distill` builds
-it: ``lookout distill-static``); the method is model2vec's (Tulkens & van Dongen, 2024). Its card is
+vocabulary token, reduced by PCA, fitted to MiniLM's sentence vectors of training texts and stored as int8 with a
+scale per dimension (:mod:`evaluators.distill` builds it: ``lookout distill-static --fit-data DIR``); the method is
+model2vec's (Tulkens & van Dongen, 2024). Its card is
 ``detectors/static/README.md``.
 
 The table ships inside the package and loads offline; its tokenizer (``tokenizer.json``) is MiniLM's own.
