@@ -107,9 +107,11 @@ def distill(
 
         report(f"embedding {len(texts)} training texts with MiniLM (the fit's targets) ...")
         encoder = SentenceTransformerEncoder(model_path=model_dir, batch_size=64)
-        targets = np.concatenate([encoder.encode(texts[i : i + 1024]) for i in range(0, len(texts), 1024)]).astype(
-            np.float32
-        )
+        chunks = []
+        for start in range(0, len(texts), 1024):
+            chunks.append(encoder.encode(texts[start : start + 1024]))
+            report(f"  {min(start + 1024, len(texts))}/{len(texts)} texts embedded")
+        targets = np.concatenate(chunks).astype(np.float32)
         reduced, fitted = fit_table(reduced, model_dir / TOKENIZER_FILE, texts, targets, epochs, seed, report)
         method += ", fitted to MiniLM's sentence vectors of training texts (cosine loss)"
         command += f" --fit-data DIR --fit-texts {fit_texts} --epochs {epochs} --seed {seed}"
