@@ -56,8 +56,12 @@ def test_projection_keeps_cosines_when_nothing_is_dropped() -> None:
     x = rng.normal(size=(30, 6)).astype(np.float32)
     y, energy = project(x, 6)
     assert energy == pytest.approx(1.0)
-    cos = lambda a: (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (a / np.linalg.norm(a, axis=1, keepdims=True)).T  # noqa: E731
-    np.testing.assert_allclose(cos(y), cos(x), atol=1e-5)
+    np.testing.assert_allclose(_cosines(y), _cosines(x), atol=1e-5)
+
+
+def _cosines(a: np.ndarray) -> np.ndarray:
+    unit = a / np.linalg.norm(a, axis=1, keepdims=True)
+    return np.asarray(unit @ unit.T)
 
 
 def test_corpus_holds_only_training_texts(tmp_path: Path) -> None:
