@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.static_encoder import TOKENIZER_FILE, StaticTable
-from evaluators.distill_fit import EPOCHS, FIT_TEXTS, SOURCES, fit_corpus, fit_table
+from evaluators.distill_fit import EPOCHS, FIT_TEXTS, SOURCES, fit_corpus, fit_table, principal_directions
 
 DEFAULT_DIMS = 256
 
@@ -70,10 +70,7 @@ def reduce(vectors: NDArray[np.float32], dims: int) -> NDArray[np.float32]:
     x = vectors.astype(np.float64)
     x -= x.mean(axis=0)
     if dims < x.shape[1]:
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        comps = vt[:dims]
-        comps *= np.sign(comps[np.arange(dims), np.abs(comps).argmax(axis=1)])[:, None]
-        x = x @ comps.T
+        x = x @ principal_directions(x, dims).T
     weights = np.log1p(np.arange(x.shape[0], dtype=np.float64))[:, None]
     return np.asarray(x * weights, dtype=np.float32)
 

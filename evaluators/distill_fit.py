@@ -43,10 +43,10 @@ def fit_corpus(data_dir: Path, limit: int = FIT_TEXTS, seed: int = 0) -> list[st
     """Distinct texts of the heads' training parts under ``data_dir``, shuffled with ``seed``, first ``limit``."""
     from evaluators.training import relevance, toxicity
 
-    questions, _ = relevance._split(relevance.load_halueval(data_dir / "hallucination" / "halueval_qa"))
+    questions, _ = relevance.split_questions(relevance.load_halueval(data_dir / "hallucination" / "halueval_qa"))
     if not questions:
         raise FileNotFoundError(f"no HaluEval QA questions under {data_dir / 'hallucination' / 'halueval_qa'}")
-    exchanges, _ = relevance._load_hh_split(data_dir)
+    exchanges, _ = relevance.load_hh_split(data_dir)
     texts: list[str] = []
     for q in questions:
         texts += [q.question, *q.answers, *q.sentences, *q.others[:2]]
@@ -72,13 +72,21 @@ class FitReport:
     """Share of the targets' energy on the kept directions."""
 
 
+def principal_directions(x: NDArray[np.float64], dims: int) -> NDArray[np.float64]:
+    """The top ``dims`` right singular vectors of ``x`` (not centred here), signs fixed.
+
+    Each is signed so that its largest component is positive: the same data gives the same directions every run.
+    """
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    comps = vt[:dims]
+    comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])[:, None]
+    return comps
+
+
 def project(targets: NDArray[np.float32], dims: int) -> tuple[NDArray[np.float32], float]:
     """Targets on their top ``dims`` uncentred directions, and the share of energy kept."""
     t = np.asarray(targets, dtype=np.float64)
-    _, _, vt = np.linalg.svd(t, full_matrices=False)
-    comps = vt[:dims]
-    comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])[:, None]
-    out = t @ comps.T
+    out = t @ principal_directions(t, dims).T
     return out.astype(np.float32), float((out**2).sum() / max((t**2).sum(), 1e-12))
 
 
@@ -133,7 +141,7 @@ def fit_rows(
                 total += float((1 - torch.nn.functional.cosine_similarity(bag, target[idx])).sum())
             return total / len(order)
 
-    before = mean_loss()
+    before = after = mean_loss()
     started = time.monotonic()
     for epoch in range(epochs):
         random.Random(seed + epoch).shuffle(order)  # noqa: S311  # a sample order, not a secret
@@ -145,8 +153,9 @@ def fit_rows(
             (loss + pull * drift).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             optimizer.zero_grad()
-        report(f"  fit epoch {epoch + 1}/{epochs}: loss {mean_loss():.4f} ({time.monotonic() - started:.0f} s)")
-    return weight.detach().numpy().astype(np.float32), before, mean_loss()
+        after = mean_loss()
+        report(f"  fit epoch {epoch + 1}/{epochs}: loss {after:.4f} ({time.monotonic() - started:.0f} s)")
+    return weight.detach().numpy().astype(np.float32), before, after
 
 
 def fit_table(

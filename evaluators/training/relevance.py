@@ -284,7 +284,8 @@ def hh_pairs(exchanges: Sequence[Exchange], seed: int, negatives: int = HH_NEGAT
     return out
 
 
-def _split(questions: Sequence[Question]) -> tuple[list[Question], list[Question]]:
+def split_questions(questions: Sequence[Question]) -> tuple[list[Question], list[Question]]:
+    """The training part and the held-out part (:func:`held_out` of each question's group)."""
     train = [q for q in questions if not held_out(q.group)]
     return train, [q for q in questions if held_out(q.group)]
 
@@ -374,7 +375,8 @@ def balanced_shift(
     return best, {"balanced_accuracy_at_0": round(score(0.0), 4), "balanced_accuracy_chosen": round(score(best), 4)}
 
 
-def _load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
+def load_hh_split(data_dir: Path) -> tuple[list[Exchange], list[Exchange]]:
+    """HH-RLHF exchanges under ``data_dir``: the training part and the held-out part (by conversation)."""
     path = data_dir / HH_FILE
     if not path.is_file():
         raise FileNotFoundError(f"the relevance head trains on HH-RLHF turns too: {path} is missing")
@@ -389,8 +391,8 @@ def train(
 
     ``site``: the site's review label rows (their training part), added as a third source at their weight.
     """
-    train_q, _ = _split(load_halueval(data_dir / "hallucination" / "halueval_qa"))
-    train_hh, _ = _load_hh_split(data_dir)
+    train_q, _ = split_questions(load_halueval(data_dir / "hallucination" / "halueval_qa"))
+    train_hh, _ = load_hh_split(data_dir)
     pairs = make_pairs(train_q, encoder, cache_dir, seed) + hh_pairs(train_hh, seed)
     site_weight = 0.0
     if site is not None and site.rows:
@@ -492,7 +494,7 @@ def _evaluate_with(head: LogisticHead, data_dir: Path, encoder: Encoder, cache_d
         mb, mo = ranking_metrics(base), ranking_metrics(ours)
         label = f"WikiQA dev (questions with an answer, n={len(base)})"
         rows.extend(EvalRow(NAME, label, m, mo[m], mb[m], WIKIQA_PUBLISHED[m]) for m in ("MAP", "MRR"))
-    _, held = _split(load_halueval(data_dir / "hallucination" / "halueval_qa"))
+    _, held = split_questions(load_halueval(data_dir / "hallucination" / "halueval_qa"))
     pairs = make_pairs(held, encoder, cache_dir, seed=12345, neg_random=1, neg_hard=1, knowledge=False, topical=False)
     x_all = featurize(pairs, encoder, cache_dir)
     p_all = head.predict_proba(x_all)
@@ -515,7 +517,7 @@ def _evaluate_with(head: LogisticHead, data_dir: Path, encoder: Encoder, cache_d
 
 def _hh_rows(head: LogisticHead, data_dir: Path, encoder: Encoder, cache_dir: Path | None) -> list[EvalRow]:
     """Held-out HH-RLHF turns: the reply vs another conversation's reply, first turns and follow-ups apart."""
-    _, held = _load_hh_split(data_dir)
+    _, held = load_hh_split(data_dir)
     pairs = hh_pairs(held, seed=12345, negatives=1)
     p_all = head.predict_proba(featurize(pairs, encoder, cache_dir))
     plain = np.einsum(

@@ -73,7 +73,7 @@ def test_corpus_holds_only_training_texts(tmp_path: Path) -> None:
     held = {t for q in questions if relevance.held_out(q.group) for t in (q.question, *q.answers)}
     kept = {t for q in questions if not relevance.held_out(q.group) for t in (q.question, *q.answers)}
     assert held and kept and not held & set(texts) and kept <= set(texts)
-    _, hh_held = relevance._load_hh_split(root)
+    _, hh_held = relevance.load_hh_split(root)
     assert hh_held and not {e.reply for e in hh_held} & set(texts)
     davidson = toxicity.load_davidson(root)
     assert not {r.text for r in davidson if r.held_out} & set(texts)
