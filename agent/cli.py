@@ -7,11 +7,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import logs
 from agent.config import Settings
 from agent.errors import LookoutError
+
+if TYPE_CHECKING:
+    from evaluators.cascade_eval import CascadeDetector
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -311,12 +314,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from evaluators import backend_eval, heads
 
-    _settings(args)
-    kwargs = {"names": args.only} if args.only else {}
+    settings = _settings(args)
+    names = list(args.only or heads.HEAD_TRAINERS)
+    lines: list[str] = []
     try:
         backends = backend_eval.load_backends(args.backend or [])  # checks every DIR before the long run
-        rows = heads.evaluate_all(args.data, report=_err, **kwargs)
+        heads.check_data_dir(args.data)
+        cascaded = _cascaded(names, settings) if args.cascade else None  # fast tier and bands load before the run
+        rows = heads.evaluate_all(args.data, names, report=_err)
         rows = backend_eval.with_backend_rows(rows, backends, args.data, report=_err)
+        if cascaded is not None:
+            from detectors.encoder import SentenceTransformerEncoder
+            from evaluators import cascade_eval
+
+            extra = cascade_eval.cascade_rows(cascaded, args.data, SentenceTransformerEncoder(), report=_err)
+            lines = cascade_eval.summary(cascade_eval.gaps(rows, extra), cascaded)
+            rows = backend_eval.merge(rows, extra)
     except (FileNotFoundError, ValueError) as exc:
         raise LookoutError(str(exc)) from None
     if args.json:
@@ -324,7 +337,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(json.dumps(asdict(row)))
     else:
         print(heads.markdown_table(rows))
+    for line in lines:
+        _err(line)
     return 0
+
+
+def _cascaded(names: list[str], settings: Settings) -> dict[str, CascadeDetector]:
+    """``lookout eval --cascade``: the cascaded detectors among ``names``, as the settings' cascade scores them."""
+    from detectors.encoder import SentenceTransformerEncoder
+    from evaluators import cascade_eval
+
+    picked = [n for n in names if n in cascade_eval.CASCADED]
+    return cascade_eval.build_detectors(picked, settings.scoring, SentenceTransformerEncoder())
 
 
 def cmd_dashboards_build(args: argparse.Namespace) -> int:
@@ -464,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", action="append", metavar="NAME=DIR",
         help="also measure a local model on the same dev sets: relevance=DIR (cross-encoder) or "
         "hallucination=DIR (NLI); repeatable",
+    )  # fmt: skip
+    p.add_argument(
+        "--cascade", action="store_true",
+        help="also measure cascade scoring (scoring.mode: cascade, as the settings configure it): its AUC/MAP rows "
+        "after the full tier's, and how far each lies from it",
     )  # fmt: skip
     from agent.export import commands as export_commands  # light: no pyarrow, ClickHouse or HTTP imports
 

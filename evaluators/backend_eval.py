@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from agent.types import Message
 from detectors.encoder import SentenceTransformerEncoder
 from detectors.expensive import CrossEncoderRelevance, NliHallucination
 from detectors.types import Batch, Detector, Encoder, Turn
@@ -41,7 +42,7 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
-class _Record:
+class Record:
     """A dev-set record as the detectors read it."""
 
     prompt: str
@@ -81,13 +82,24 @@ def load_backends(specs: Sequence[str], device: str | None = None) -> list[Backe
     return out
 
 
-def _scores(detector: Detector, records: Sequence[_Record]) -> NDArray[np.float64]:
+def pair_records(pairs: rel.Pairs) -> list[Record]:
+    """Relevance pairs as records, with the earlier user and assistant turns a follow-up carries (as the head reads)."""
+    out = []
+    for prompt, response, user, assistant in zip(
+        pairs.prompts, pairs.responses, pairs.earlier("users"), pairs.earlier("assistants"), strict=True
+    ):
+        history = tuple(Message(role, text) for role, text in (("user", user), ("assistant", assistant)) if text)
+        out.append(Record(prompt, response, (), history))
+    return out
+
+
+def detector_scores(detector: Detector, records: Sequence[Record]) -> NDArray[np.float64]:
     """The detector's scores, NaN where it does not apply."""
     values = [s.value for s in detector.score(Batch(records))]
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _auc(y: NDArray[np.int_], p: NDArray[np.float64]) -> tuple[float, int]:
+def auc(y: NDArray[np.int_], p: NDArray[np.float64]) -> tuple[float, int]:
     """AUC over the scored rows (NaN when one class is missing) and their count."""
     from sklearn.metrics import roc_auc_score
 
@@ -105,8 +117,8 @@ def relevance_rows(
     wikiqa = data_dir / "relevance" / "wikiqa" / "WikiQA-dev.tsv"
     if wikiqa.is_file():
         groups = [g for g in rel.load_wikiqa(wikiqa).values() if any(g[2])]
-        records = [_Record(q, s) for q, sents, _ in groups for s in sents]
-        scores = np.nan_to_num(_scores(backend.detector, records), nan=0.0)
+        records = [Record(q, s) for q, sents, _ in groups for s in sents]
+        scores = np.nan_to_num(detector_scores(backend.detector, records), nan=0.0)
         ranked: list[tuple[NDArray[np.float64], Sequence[int]]] = []
         start = 0
         for _, sents, labels in groups:
@@ -121,7 +133,7 @@ def relevance_rows(
     pairs = rel.make_pairs(
         held, encoder, cache_dir, seed=12345, neg_random=1, neg_hard=1, knowledge=False, topical=False
     )
-    p_all = _scores(backend.detector, [_Record(p, r) for p, r in zip(pairs.prompts, pairs.responses, strict=True)])
+    p_all = detector_scores(backend.detector, pair_records(pairs))
     kinds, y_all = np.asarray(pairs.kinds), np.asarray(pairs.labels)
     for positive, negative, what in (
         ("right answer", "random other", "own right answer vs a random other answer"),
@@ -129,20 +141,20 @@ def relevance_rows(
         ("hallucinated answer", "random other", "own sentence answer vs a random other answer"),
     ):
         mask = (kinds == positive) | (kinds == negative)
-        auc, n = _auc(y_all[mask], p_all[mask])
-        rows.append(EvalRow(backend.label, f"halueval_qa held-out 30 %: {what} (n={n})", "AUC", auc))
+        value, n = auc(y_all[mask], p_all[mask])
+        rows.append(EvalRow(backend.label, f"halueval_qa held-out 30 %: {what} (n={n})", "AUC", value))
 
     hh_path = data_dir / rel.HH_FILE
     if hh_path.is_file():
         exchanges = [e for e in rel.load_hh(hh_path) if rel.held_out(e.group)]
         hh = rel.hh_pairs(exchanges, seed=12345, negatives=1)
-        p_hh = _scores(backend.detector, [_Record(p, r) for p, r in zip(hh.prompts, hh.responses, strict=True)])
+        p_hh = detector_scores(backend.detector, pair_records(hh))
         kinds, y_hh = np.asarray(hh.kinds).astype(str), np.asarray(hh.labels)
         for turn, what in (("first turn", "first turns"), ("follow-up", "follow-up turns (earlier turns given)")):
             mask = np.char.find(kinds, turn) >= 0
-            auc, n = _auc(y_hh[mask], p_hh[mask])
+            value, n = auc(y_hh[mask], p_hh[mask])
             label = f"hh-rlhf held-out 30 %, {what}: reply vs another conversation's reply (n={n})"
-            rows.append(EvalRow(backend.label, label, "AUC", auc))
+            rows.append(EvalRow(backend.label, label, "AUC", value))
     return rows
 
 
@@ -153,13 +165,13 @@ def hallucination_rows(backend: Backend, data_dir: Path) -> list[EvalRow]:
     for name, examples in sets.items():
         if not examples:
             continue
-        p = _scores(backend.detector, [_Record(e.prompt, e.response, e.context) for e in examples])
-        auc, n = _auc(np.asarray([e.label for e in examples]), p)
-        rows.append(EvalRow(backend.label, f"{name} (held-out 30 %, n={n})", "AUC", auc))
+        p = detector_scores(backend.detector, [Record(e.prompt, e.response, e.context) for e in examples])
+        value, n = auc(np.asarray([e.label for e in examples]), p)
+        rows.append(EvalRow(backend.label, f"{name} (held-out 30 %, n={n})", "AUC", value))
     for name, entries in faith.written_sets().items():
-        p = _scores(backend.detector, [_Record("", answer, (context,)) for context, answer, _, _ in entries])
-        auc, _ = _auc(np.asarray([label for _, _, _, label in entries]), p)
-        rows.append(EvalRow(backend.label, name, "AUC", auc))
+        p = detector_scores(backend.detector, [Record("", answer, (context,)) for context, answer, _, _ in entries])
+        value, _ = auc(np.asarray([label for _, _, _, label in entries]), p)
+        rows.append(EvalRow(backend.label, name, "AUC", value))
     return rows
 
 

@@ -37,6 +37,25 @@ def write_public_data(root: Path) -> Path:
     return root
 
 
+def write_begin_data(root: Path, rows: int = 12) -> Path:
+    """BEGIN dev files, one per source (``root/hallucination/begin_dev``).
+
+    Per town a supported response and one that invents a founder.
+    """
+    from evaluators.training.hallucination import BEGIN_SOURCES
+
+    begin = root / "hallucination" / "begin_dev"
+    begin.mkdir(parents=True, exist_ok=True)
+    for source in BEGIN_SOURCES:
+        lines = ["begin_label\tknowledge\tmessage\tresponse"]
+        for i in range(rows):
+            knowledge, message = f"Town{i} in {source} has a market.", f"Tell me about Town{i}"
+            lines.append(f"Fully attributable\t{knowledge}\t{message}\tTown{i} has a market.")
+            lines.append(f"Not fully attributable\t{knowledge}\t{message}\tSomeone{i} built Town{i} in 1900.")
+        (begin / f"begin_dev_{source}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
 TOXIC = ("you are a stupid worthless idiot", "shut up you pathetic loser", "women like you are disgusting morons")
 BENIGN = ("lovely weather at the market today", "the train was on time this morning", "the women's team won again")
 """Identity terms in some rows: the trainer adds identity-swapped copies of them."""

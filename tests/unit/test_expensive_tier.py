@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from tiny_data import write_begin_data
 
 from agent.cli import main
 from detectors.expensive import (
@@ -344,15 +345,7 @@ def write_datasets(root: Path) -> Path:
         for i in range(N_QUESTIONS)
     ]
     (qa / "qa_one-turn_data.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    begin = root / "hallucination" / "begin_dev"
-    begin.mkdir()
-    for source in faith.BEGIN_SOURCES:
-        lines = ["begin_label\tknowledge\tmessage\tresponse"]
-        for i in range(12):
-            knowledge, message = f"Town{i} in {source} has a market.", f"Tell me about Town{i}"
-            lines.append(f"Fully attributable\t{knowledge}\t{message}\tTown{i} has a market.")
-            lines.append(f"Not fully attributable\t{knowledge}\t{message}\tSomeone{i} built Town{i} in 1900.")
-        (begin / f"begin_dev_{source}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_begin_data(root)
     hh = root / rel.HH_FILE
     hh.parent.mkdir(parents=True)
     chats = [
