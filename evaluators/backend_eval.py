@@ -7,6 +7,10 @@ for the head) and with the threshold-free metrics only (AUC; MAP and MRR on Wiki
 put its decision point at 0.5. Each row is labelled ``<detector> (<kind> <dir name>)`` and printed right
 after the head's row on the same dev set and metric; its baseline column is empty (the head's row has it).
 Records the model does not score (blank prompt or response, no context) are left out, as for the head.
+
+The same row functions measure cascade scoring (``lookout eval --cascade``, :mod:`evaluators.cascade_eval`): any
+:class:`~detectors.types.Detector` can stand in the :class:`Backend`. Relevance records carry the earlier turns of a
+follow-up, as the head reads them (the cross-encoder reads prompt and response only).
 """
 
 from __future__ import annotations
