@@ -89,12 +89,15 @@ def _sample(i: int, item: Scorable) -> Sample:
 def build_detectors(
     names: Sequence[str], scoring: ScoringSettings, full_encoder: Encoder, device: str = "cpu"
 ) -> dict[str, CascadeDetector]:
-    """One :class:`CascadeDetector` per name, over the fast tier, bands and expensive models ``scoring`` names."""
+    """One :class:`CascadeDetector` per name, over the fast tier, bands and expensive models ``scoring`` names.
+
+    The audit sample is off: every score is the one the bands choose.
+    """
     unknown = [n for n in names if n not in CASCADED]
     if unknown:
         raise ValueError(f"no cascade for {', '.join(unknown)}; cascaded detectors: {', '.join(CASCADED)}")
     full = build(list(names))
-    cascade = build_cascade(scoring, full, full_encoder, device)
+    cascade = build_cascade(scoring.model_copy(update={"audit_rate": 0.0}), full, full_encoder, device)
     return {d.name: CascadeDetector(cascade, d) for d in full}
 
 

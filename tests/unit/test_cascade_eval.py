@@ -89,7 +89,8 @@ def test_shipped_bands_rows_and_summary(
     """The shipped fast tier and bands give finite AUCs next to the full tier's, and one summary line each."""
     from agent.config_scoring import ScoringSettings
 
-    found = cascade_eval.build_detectors(NAMES, ScoringSettings(mode="cascade"), minilm)
+    found = cascade_eval.build_detectors(NAMES, ScoringSettings(mode="cascade", audit_rate=0.5), minilm)
+    assert {d.cascade.audit_rate for d in found.values()} == {0.0}  # the bands alone choose the tier
     rows = rows_of(found, data, minilm)
     paired = cascade_eval.gaps(head_rows, rows)
     assert len(paired) == len(rows)
