@@ -137,9 +137,9 @@ class Agent:
             self.checkpoint.write(messages, self.stopping)
         finally:
             self.counters.write_retries = self.checkpoint.retries
-        self._count(batch)
-        if messages:
+        if messages:  # before the counters: a scrape that sees the batch's records counted sees its duration
             metrics.batch_duration.labels(topic=messages[0].origin.topic).observe(time.perf_counter() - started)
+        self._count(batch)
 
     def _probe_storage(self) -> None:
         """While idle, check storage now and then so ``/readyz`` notices an outage without traffic."""
@@ -174,8 +174,6 @@ class Agent:
         c.batches += 1
         c.unpriced += batch.unpriced
         c.commit_failures = self.checkpoint.commit_failures
-        for m in batch.messages:
-            metrics.records_consumed.labels(topic=m.origin.topic).inc()
         for f in failures:
             metrics.records_dead_lettered.labels(topic=f.origin.topic).inc()
         for item in batch.scored:
@@ -184,6 +182,8 @@ class Agent:
             for name in item.flags:
                 metrics.records_flagged.labels(topic=topic, detector=name).inc()
             c.flagged.update(item.flags)
+        for m in batch.messages:  # last: a scrape that sees a batch consumed sees its other counts
+            metrics.records_consumed.labels(topic=m.origin.topic).inc()
         log.debug("batch committed", records=len(batch.scored), dead_lettered=len(failures))
         self._record_run("running")
         if self.on_batch is not None:
