@@ -14,6 +14,7 @@ from agent.config import Settings
 from agent.errors import LookoutError
 
 if TYPE_CHECKING:
+    from detectors.types import Encoder
     from evaluators.cascade_eval import CascadeDetector
 
 Handler = Callable[[argparse.Namespace], int]
@@ -312,22 +313,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Measure every detector (and a plain baseline) on the dev sets."""
     from dataclasses import asdict
 
+    from detectors.encoder import SentenceTransformerEncoder
     from evaluators import backend_eval, heads
 
     settings = _settings(args)
     names = list(args.only or heads.HEAD_TRAINERS)
+    encoder = SentenceTransformerEncoder()  # one MiniLM for the heads, the backends' negatives and the cascade
     lines: list[str] = []
     try:
         backends = backend_eval.load_backends(args.backend or [])  # checks every DIR before the long run
         heads.check_data_dir(args.data)
-        cascaded = _cascaded(names, settings) if args.cascade else None  # fast tier and bands load before the run
-        rows = heads.evaluate_all(args.data, names, report=_err)
-        rows = backend_eval.with_backend_rows(rows, backends, args.data, report=_err)
+        cascaded = _cascaded(names, settings, encoder) if args.cascade else None  # fast tier and bands load first
+        rows = heads.evaluate_all(args.data, names, report=_err, encoder=encoder)
+        rows = backend_eval.with_backend_rows(rows, backends, args.data, report=_err, encoder=encoder)
         if cascaded is not None:
-            from detectors.encoder import SentenceTransformerEncoder
             from evaluators import cascade_eval
 
-            extra = cascade_eval.cascade_rows(cascaded, args.data, SentenceTransformerEncoder(), report=_err)
+            extra = cascade_eval.cascade_rows(cascaded, args.data, encoder, report=_err)
             lines = cascade_eval.summary(cascade_eval.gaps(rows, extra), cascaded)
             rows = backend_eval.merge(rows, extra)
     except (FileNotFoundError, ValueError) as exc:
@@ -342,13 +344,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cascaded(names: list[str], settings: Settings) -> dict[str, CascadeDetector]:
+def _cascaded(names: list[str], settings: Settings, encoder: Encoder) -> dict[str, CascadeDetector]:
     """``lookout eval --cascade``: the cascaded detectors among ``names``, as the settings' cascade scores them."""
-    from detectors.encoder import SentenceTransformerEncoder
     from evaluators import cascade_eval
 
     picked = [n for n in names if n in cascade_eval.CASCADED]
-    return cascade_eval.build_detectors(picked, settings.scoring, SentenceTransformerEncoder())
+    return cascade_eval.build_detectors(picked, settings.scoring, encoder)
 
 
 def cmd_dashboards_build(args: argparse.Namespace) -> int:

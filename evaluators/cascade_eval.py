@@ -135,28 +135,13 @@ def toxicity_rows(backend: backend_eval.Backend, data_dir: Path) -> list[EvalRow
     templates = identity_templates("eval")
     seeds = tox.load_toxigen(data_dir)
     davidson = [e for e in tox.load_davidson(data_dir) if e.held_out]
+    groups = len({s.group for s in seeds})
     sets: list[tuple[str, list[str], list[int]]] = [
-        (f"wiki_toxicity_dev (held-out half, n={len(wiki)})", [e.text for e in wiki], [e.label for e in wiki]),
-        (
-            f"wiki held-out half, identity terms swapped (n={len(wiki)})",
-            [swap_identities(e.text) for e in wiki],
-            [e.label for e in wiki],
-        ),
-        (
-            f"identity templates, self-written (24 groups, n={len(templates)})",
-            [t for t, _ in templates],
-            [label for _, label in templates],
-        ),
-        (
-            f"toxigen_seeds (not trained on, {len({s.group for s in seeds})} groups, n={len(seeds)})",
-            [s.text for s in seeds],
-            [s.label for s in seeds],
-        ),
-        (
-            f"davidson_hate_offensive (held-out 10 %, binary, n={len(davidson)})",
-            [e.text for e in davidson],
-            [e.label for e in davidson],
-        ),
+        (tox.WIKI_SET.format(n=len(wiki)), [e.text for e in wiki], [e.label for e in wiki]),
+        (tox.SWAPPED_SET.format(n=len(wiki)), [swap_identities(e.text) for e in wiki], [e.label for e in wiki]),
+        (tox.TEMPLATES_SET.format(n=len(templates)), [t for t, _ in templates], [label for _, label in templates]),
+        (tox.TOXIGEN_SET.format(groups=groups, n=len(seeds)), [s.text for s in seeds], [s.label for s in seeds]),
+        (tox.DAVIDSON_SET.format(n=len(davidson)), [e.text for e in davidson], [e.label for e in davidson]),
     ]
     rows = []
     for dataset, texts, labels in sets:

@@ -137,10 +137,11 @@ def evaluate_all(
     names: Sequence[str] = HEAD_TRAINERS,
     cache_dir: Path | None = DEFAULT_CACHE,
     report: Callable[[str], None] = print,
+    encoder: Encoder | None = None,
 ) -> list[EvalRow]:
-    """Every named detector's quality rows, baseline beside it."""
+    """Every named detector's quality rows, baseline beside it; ``encoder`` is MiniLM (a new one by default)."""
     check_data_dir(data_dir)
-    encoder = SentenceTransformerEncoder()
+    encoder = encoder or SentenceTransformerEncoder()
     rows: list[EvalRow] = []
     for name in names:
         report(f"evaluating {name} ...")

@@ -92,6 +92,12 @@ STACK_C = 1.0
 """Inverse L2 strength of the stacker (three parameters on ~22,800 rows, so it barely binds; fixed)."""
 DIXON_PUBLISHED = "Dixon et al. 2018 CNN AUC 0.960 (full wiki toxicity test set)"
 DAVIDSON_PUBLISHED = "Davidson et al. 2017 LR weighted F1 0.90 (3-class, 10 % held out)"
+WIKI_SET = "wiki_toxicity_dev (held-out half, n={n})"
+SWAPPED_SET = "wiki held-out half, identity terms swapped (n={n})"
+TEMPLATES_SET = "identity templates, self-written (24 groups, n={n})"
+TOXIGEN_SET = "toxigen_seeds (not trained on, {groups} groups, n={n})"
+DAVIDSON_SET = "davidson_hate_offensive (held-out 10 %, binary, n={n})"
+"""Dev-set names of the rows (``lookout eval --cascade`` labels its rows with them too)."""
 LICENSES = {
     "davidson_hate_offensive": "MIT (Copyright (c) 2017 Tom Davidson); trains the head, tunes C and the stacker "
     "by cross-validation",
@@ -571,7 +577,7 @@ def _evaluate_with(
     wiki = [e for e in load_wiki(data_dir) if e.held_out]
     y_wiki = np.asarray([e.label for e in wiki], dtype=np.int_)
     ours, base = both([e.text for e in wiki])
-    name = f"wiki_toxicity_dev (held-out half, n={len(wiki)})"
+    name = WIKI_SET.format(n=len(wiki))
     new, m_ours, m_base = _rows(name, y_wiki, ours, base, ("AUC", "F1@0.5", "balanced accuracy"))
     rows.extend(
         EvalRow(r.detector, r.dataset, r.metric, r.lookout, r.baseline, DIXON_PUBLISHED if r.metric == "AUC" else "")
@@ -579,7 +585,7 @@ def _evaluate_with(
     )
     s_ours, s_base = both([swap_identities(e.text) for e in wiki])
     swapped_auc, swapped_base = _auc(y_wiki, s_ours), _auc(y_wiki, s_base)
-    swap_name = f"wiki held-out half, identity terms swapped (n={len(wiki)})"
+    swap_name = SWAPPED_SET.format(n=len(wiki))
     rows.append(EvalRow(NAME, swap_name, "AUC", swapped_auc, swapped_base))
     rows.append(
         EvalRow(NAME, swap_name, "AUC delta vs unswapped", swapped_auc - m_ours["AUC"], swapped_base - m_base["AUC"])
@@ -598,7 +604,7 @@ def _evaluate_with(
     templates = identity_templates("eval")
     y_t = np.asarray([label for _, label in templates], dtype=np.int_)
     t_ours, t_base = both([t for t, _ in templates])
-    t_name = f"identity templates, self-written (24 groups, n={len(templates)})"
+    t_name = TEMPLATES_SET.format(n=len(templates))
     new, _, _ = _rows(t_name, y_t, t_ours, t_base, ("AUC", "balanced accuracy"))
     rows.extend(new)
     fine = y_t == 0
@@ -638,7 +644,7 @@ def _evaluate_with(
     seeds = load_toxigen(data_dir)
     y_g = np.asarray([s.label for s in seeds], dtype=np.int_)
     g_ours, g_base = both([s.text for s in seeds])
-    g_name = f"toxigen_seeds (not trained on, {len({s.group for s in seeds})} groups, n={len(seeds)})"
+    g_name = TOXIGEN_SET.format(groups=len({s.group for s in seeds}), n=len(seeds))
     rows.append(EvalRow(NAME, g_name, "AUC", _auc(y_g, g_ours), _auc(y_g, g_base)))
     (o_hate, o_benign), (b_hate, b_benign) = flag_rates(y_g, g_ours), flag_rates(y_g, g_base)
     rows.append(EvalRow(NAME, g_name, "hateful flagged rate", o_hate, b_hate))
@@ -650,7 +656,7 @@ def _evaluate_with(
     held = np.asarray([e.held_out for e in davidson])
     y_d = np.asarray([e.label for e in davidson], dtype=np.int_)[held]
     d_texts = [e.text for e in davidson if e.held_out]
-    d_name = f"davidson_hate_offensive (held-out 10 %, binary, n={int(held.sum())})"
+    d_name = DAVIDSON_SET.format(n=int(held.sum()))
     new, _, _ = _rows(
         d_name,
         y_d,
