@@ -71,6 +71,8 @@ def render(head: LogisticHead, date: str, share: float) -> str:
         chosen=tuning.get("chosen", {}).get("C", ""),
         tune_on=tuning.get("on", ""),
         lexical_coef=head.coef[-1],
+        n_features=len(head.coef),
+        dim=len(head.coef) - 1,
         stack_head=meta[STACK_KEY]["head"],
         stack_lex=meta[STACK_KEY]["lexical_masked"],
         stack_b=meta[STACK_KEY]["intercept"],
@@ -157,6 +159,16 @@ TRIED_TOXIGEN: tuple[Tried, ...] = (
         "not adopted (identity fairness)",
     ),
     (
+        "to stop losing Davidson balanced accuracy (2026-12-03, same out-of-fold rows, C = 0.03): a stacker with its "
+        "own weights for texts that name a group (5 inputs); logit(head) x logit(lexical) as a third input; each "
+        "with per-source class-balanced weights",
+        "difference to the baseline, wiki / Davidson balanced accuracy: shipped -0.012 ± 0.026 / -0.009 ± 0.001; "
+        "group-gated -0.026 / -0.008, balanced +0.018 / -0.007; product term +0.016 / -0.017, balanced +0.031 / "
+        "-0.022. 87 % of Davidson's tweets name no group, so the gate cannot reach the loss",
+        "not adopted: none closes the Davidson gap and each trades it against wiki; alt-profanity-check was "
+        "trained on Davidson, so its operating point there is in-sample",
+    ),
+    (
         "ToxiGen seeds alone, logistic regression on the embedding (the ceiling of this form)",
         "group-held-out AUC 0.907 (5 grouped folds, C = 0.01), 0.899 (leave one group out); hateful flagged at 5 % of "
         "benign flagged: 0.58 / 0.60",
@@ -224,8 +236,8 @@ card), `evaluators/training/toxicity_probes.py` (self-written templates, swap li
 
 ## What it scores
 `toxicity` (the response) or `prompt_toxicity` (the prompt) in 0..1, higher = more toxic; 0.5 is the
-default flag threshold; a blank text scores 0.0. Logistic regression over 385 standardised features: the
-384-d all-MiniLM-L6-v2 embedding the batch already computed for the field, and alt-profanity-check's
+default flag threshold; a blank text scores 0.0. Logistic regression over {n_features} standardised features:
+the {dim}-d embedding the batch already computed for the field ({encoder}), and alt-profanity-check's
 probability for the same text (weight {lexical_coef:+.3f} on the standardised scale; intercept
 {intercept:+.3f}), then stacked:
 `sigmoid({stack_head:+.3f} * logit(head) {stack_lex:+.3f} * logit(lexical(masked)) {stack_b:+.3f})`
@@ -234,7 +246,8 @@ only "I am a"), so alt-profanity-check no longer fires on the group's name while
 The three stacker weights are fitted by cross-validation on the head's out-of-fold probabilities over the wiki
 tuning half and Davidson's training tweets, each source with the same total weight (C = {stack_c:g}, fixed),
 so 0.5 is a calibrated threshold on both. Cost per text: the shared embedding plus two alt-profanity-check
-calls (microseconds). There is no cascade fast tier yet; when one exists it should get the same head.
+calls (microseconds). The cascade's fast tier (docs/cascade.md) gets the same trainer, data and stacker over the
+static encoder's embeddings (`lookout train-heads --tier fast`, card `detectors/heads/fast/toxicity.md`).
 
 ## Data and licenses
 {licenses}
