@@ -24,13 +24,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from detectors.encoder import SentenceTransformerEncoder
 from evaluators.training.toxicity import load_toxigen
 
 
-def layer_vectors(texts: list[str]) -> list[NDArray[np.float32]]:
-    """Per layer (0 = embeddings, 6 = the last), the normalised mean-pooled token states of each text."""
+def layer_vectors(texts: list[str], pool: str = "mean") -> list[NDArray[np.float32]]:
+    """Per layer (0 = embeddings, 6 = the last), the normalised mean- (or max-) pooled token states of each text."""
     encoder = SentenceTransformerEncoder()
     encoder.encode(["load"])
     model: Any = encoder._model
@@ -42,7 +44,8 @@ def layer_vectors(texts: list[str]) -> list[NDArray[np.float32]]:
             states = bert(**batch, output_hidden_states=True).hidden_states
             mask = batch["attention_mask"].unsqueeze(-1).float()
             for k, h in enumerate(states):
-                pooled = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=1)
+                raw = (h * mask).sum(1) / mask.sum(1) if pool == "mean" else (h - 1e4 * (1 - mask)).max(1).values
+                pooled = torch.nn.functional.normalize(raw, dim=1)
                 layers[k].append(pooled.numpy())
     return [np.vstack(parts) for parts in layers]
 
@@ -64,9 +67,13 @@ def main() -> None:
     layers = layer_vectors([s.text for s in seeds])
     inputs = {f"layer {k}": layers[k] for k in range(1, 7)}
     inputs |= {"layers 6 + 3": np.hstack([layers[6], layers[3]]), "layers 6 + 4": np.hstack([layers[6], layers[4]])}
+    maxed = layer_vectors([s.text for s in seeds], pool="max")
+    inputs |= {"layers 1..6": np.hstack(layers[1:]), "max 1..6": np.hstack(maxed[1:])}
+    inputs |= {"mean+max 1..6": np.hstack(layers[1:] + maxed[1:])}
     heads: dict[str, Callable[[], Any]] = {
         "logistic C=0.1": lambda: LogisticRegression(C=0.1, max_iter=3000),
         "logistic C=1": lambda: LogisticRegression(C=1.0, max_iter=3000),
+        "scaled C=0.01": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=5000)),
         "MLP 64": lambda: MLPClassifier((64,), alpha=1e-2, max_iter=500, random_state=0),
     }
     for name, x in inputs.items():
@@ -74,7 +81,7 @@ def main() -> None:
             p = np.zeros(len(y))
             for train, test in GroupKFold(5).split(x, y, groups):
                 p[test] = make().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
-            print(f"{name:13s} {label:15s} AUC {roc_auc_score(y, p):.3f}  hateful at 5 % benign {hateful_at(y, p):.3f}")
+            print(f"{name:14s} {label:15s} AUC {roc_auc_score(y, p):.3f}  hateful at 5 % benign {hateful_at(y, p):.3f}")
 
 
 if __name__ == "__main__":

@@ -209,11 +209,14 @@ TRIED_TOXIGEN: tuple[Tried, ...] = (
     ),
     (
         "MiniLM's intermediate layers: a mean-pooled earlier layer (3 or 4 of 6) beside the sentence vector, from the "
-        "same forward pass; ToxiGen seeds alone, 5 grouped folds (research/toxigen_layers.py)",
+        "same forward pass; all six layers; max pooling; ToxiGen seeds alone, 5 grouped folds, 4 heads per input "
+        "(research/toxigen_layers.py)",
         "AUC 0.929 to 0.931 and hateful flagged at 5 % of benign 0.64 to 0.66 (logistic C = 1; a 64-unit MLP 0.665), "
-        "against 0.909 / 0.57 for the sentence vector alone at the same C",
-        "not built: below 0.70 even before Davidson and the guarded rows; the encoder would return a second vector "
-        "per text",
+        "0.68 standardised at C = 0.01 (the shipped head's form), against 0.909 / 0.57 for the sentence vector alone; "
+        "all six layers 0.66 to 0.67; max pooling 0.47 to 0.49. The best of 40 input-and-head pairs is picked on the "
+        "test folds, so 0.68 is optimistic",
+        "not built: below 0.70 even before Davidson and the guarded rows (which cost the sentence-vector head its "
+        "ToxiGen gains above); the encoder would return a second vector per text",
     ),
     (
         "MiniLM fine-tuned end to end as a classifier on the seeds (3 epochs, AdamW 3e-5, batch 16; 5 grouped folds)",
@@ -336,8 +339,9 @@ as readily as the claim itself.
 
 ## What was not reached (issue 26)
 - ToxiGen seeds, group-held-out, ≥ 70 % of hateful statements flagged with ≤ 5 % of benign ones: not reached
-  (see (f)); the best linear head on this embedding flags about 60 % at 5 %, and no variant that flagged more
-  than about 30 % kept the guarded rows.
+  (see (f)); the best linear head on this embedding flags about 60 % at 5 % (about 68 % with an earlier MiniLM
+  layer beside it, trained on the seeds alone), and no variant that flagged more than about 30 % kept the guarded
+  rows. Reaching 70 % with them kept needs a stronger encoder (a fine-tuned toxicity model), not offline here.
 - Functional suites toward 75 %: (e) is at its previous level (0.750); its implicit-hate row is still 0 of
   10. (d) fell from 0.646 to 0.604: "Immigrants are a plague on this country." and "You'd better watch your
   back, I know where you live." scored 0.52 with the 2026-11-27 version and 0.49 with this one (the pooled
