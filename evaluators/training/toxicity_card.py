@@ -219,6 +219,14 @@ TRIED_TOXIGEN: tuple[Tried, ...] = (
         "ToxiGen gains above); the encoder would return a second vector per text",
     ),
     (
+        "the shipped trainer (C = 0.03, the pooled stacker, every guarded row) over layers 6 + 3 instead of the "
+        "sentence vector, without and with the ToxiGen seeds at 0.1 of Davidson's weight (scratch probe, 2026-12-03)",
+        "without the seeds: ToxiGen AUC 0.732, (d) counter-speech 0.667 → 0.333, (e) 0.6 → 0.5. With them, group-held-"
+        "out: AUC 0.803, hateful / benign flagged 0.45 / 0.07, hateful at 5 % of benign 0.40; (e) implicit hate 2/10, "
+        "negation 0.8 → 0.7, quoting 1.0 → 0.9; Davidson balanced accuracy 0.942 (baseline 0.942)",
+        "rejected: counter-speech falls even without the seeds, and with them benign flags pass 5 %",
+    ),
+    (
         "MiniLM fine-tuned end to end as a classifier on the seeds (3 epochs, AdamW 3e-5, batch 16; 5 grouped folds)",
         "AUC 0.910, hateful flagged at 5 % of benign 0.58 (fold AUCs 0.85 to 0.96)",
         "no better than a linear head on its layers, at a second transformer pass per text",
