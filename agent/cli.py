@@ -487,8 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", choices=HEAD_TRAINERS, metavar="NAME", help="evaluate only these detectors")
     p.add_argument(
         "--backend", action="append", metavar="NAME=DIR",
-        help="also measure a local model on the same dev sets: relevance=DIR (cross-encoder) or "
-        "hallucination=DIR (NLI); repeatable",
+        help="also measure a local model on the same dev sets: relevance=DIR (cross-encoder), "
+        "hallucination=DIR (NLI) or toxicity=PATH (a detoxify .ckpt, or its directory, beside the base model's "
+        "config and tokenizer); repeatable",
     )  # fmt: skip
     p.add_argument(
         "--cascade", action="store_true",

@@ -1,7 +1,10 @@
-"""``lookout eval --backend NAME=DIR``: a site's own expensive-tier model on the shipped heads' dev sets.
+"""``lookout eval --backend NAME=DIR``: a site's own model on the shipped heads' dev sets.
 
 ``relevance=DIR`` measures :class:`~detectors.expensive.CrossEncoderRelevance`, ``hallucination=DIR``
-:class:`~detectors.expensive.NliHallucination`, on the same held-out sets as the head's rows of
+:class:`~detectors.expensive.NliHallucination` (the expensive tier), ``toxicity=PATH``
+:class:`~detectors.detoxify_backend.DetoxifyToxicity` (a detoxify checkpoint: the ``.ckpt`` file, or a directory
+holding one, beside the base model's ``config.json`` and tokenizer files), on the same held-out sets as the head's
+rows of
 ``lookout eval`` (same split, same negatives: the relevance pairs' hard negatives are chosen with MiniLM, as
 for the head) and with the threshold-free metrics only (AUC; MAP and MRR on WikiQA): a site's model need not
 put its decision point at 0.5. Each row is labelled ``<detector> (<kind> <dir name>)`` and printed right
@@ -15,6 +18,7 @@ follow-up, as the head reads them (the cross-encoder reads prompt and response o
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agent.types import Message
+from detectors.detoxify_backend import DetoxifyToxicity
 from detectors.encoder import SentenceTransformerEncoder
 from detectors.expensive import CrossEncoderRelevance, NliHallucination
 from detectors.types import Batch, Detector, Encoder, Turn
@@ -30,9 +35,11 @@ from evaluators.heads import DEFAULT_CACHE
 from evaluators.quality import EvalRow
 from evaluators.training import hallucination as faith
 from evaluators.training import relevance as rel
+from evaluators.training import toxicity as tox
+from evaluators.training.toxicity_probes import identity_templates, swap_identities
 
-BACKENDS: dict[str, str] = {"relevance": "cross-encoder", "hallucination": "NLI"}
-"""Detectors with an expensive-tier backend, and the kind of model each reads."""
+BACKENDS: dict[str, str] = {"relevance": "cross-encoder", "hallucination": "NLI", "toxicity": "detoxify"}
+"""Detectors a site's own model can be measured for, and the kind of model each reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +84,35 @@ def load_backends(specs: Sequence[str], device: str | None = None) -> list[Backe
             raise ValueError(f"--backend {spec!r}: unknown detector {name!r}; valid: {', '.join(BACKENDS)}")
         model_dir = Path(folder.strip()).expanduser()
         where = device or default_device()
-        detector: Detector = (
-            CrossEncoderRelevance(model_dir, device=where)
-            if name == "relevance"
-            else NliHallucination(model_dir, device=where)
-        )
+        detector: Detector
+        if name == "relevance":
+            detector = CrossEncoderRelevance(model_dir, device=where)
+        elif name == "hallucination":
+            detector = NliHallucination(model_dir, device=where)
+        else:
+            if importlib.util.find_spec("detoxify") is None:
+                raise ValueError("--backend toxicity needs the detoxify extra: pip install 'llm-lookout[detoxify]'")
+            checkpoint = detoxify_checkpoint(model_dir)
+            detector = DetoxifyToxicity(checkpoint, checkpoint.parent, device=where)
+            model_dir = checkpoint
         out.append(Backend(f"{name} ({BACKENDS[name]} {model_dir.name})", detector))
     return out
+
+
+def detoxify_checkpoint(path: Path) -> Path:
+    """``path`` itself if it is a file, else the one ``*.ckpt`` file in the directory ``path``.
+
+    Raises a one-line FileNotFoundError or ValueError naming ``path``.
+    """
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"--backend toxicity: {path} not found (a detoxify .ckpt file or its directory)")
+    found = sorted(path.glob("*.ckpt"))
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise ValueError(f"--backend toxicity: {path} must hold one .ckpt file (found {names}); name the file")
+    return found[0]
 
 
 def pair_records(pairs: rel.Pairs) -> list[Record]:
@@ -179,6 +208,45 @@ def hallucination_rows(backend: Backend, data_dir: Path) -> list[EvalRow]:
     return rows
 
 
+def toxicity_rows(backend: Backend, data_dir: Path) -> list[EvalRow]:
+    """AUC on the toxicity head's held-out sets, labelled as its rows; each text is scored as a response.
+
+    The sets: wiki held-out half (and with identity terms swapped), the identity templates, ToxiGen seeds, Davidson.
+    """
+    wiki = [e for e in tox.load_wiki(data_dir) if e.held_out]
+    templates = identity_templates("eval")
+    seeds = tox.load_toxigen(data_dir)
+    davidson = [e for e in tox.load_davidson(data_dir) if e.held_out]
+    groups = len({s.group for s in seeds})
+    sets: list[tuple[str, list[str], list[int]]] = [
+        (tox.WIKI_SET.format(n=len(wiki)), [e.text for e in wiki], [e.label for e in wiki]),
+        (tox.SWAPPED_SET.format(n=len(wiki)), [swap_identities(e.text) for e in wiki], [e.label for e in wiki]),
+        (tox.TEMPLATES_SET.format(n=len(templates)), [t for t, _ in templates], [label for _, label in templates]),
+        (tox.TOXIGEN_SET.format(groups=groups, n=len(seeds)), [s.text for s in seeds], [s.label for s in seeds]),
+        (tox.DAVIDSON_SET.format(n=len(davidson)), [e.text for e in davidson], [e.label for e in davidson]),
+    ]
+    rows = []
+    for dataset, texts, labels in sets:
+        if not texts:
+            continue
+        p = detector_scores(backend.detector, [Record("", t) for t in texts])
+        value, _ = auc(np.asarray(labels, dtype=np.int_), p)
+        rows.append(EvalRow(backend.label, dataset, "AUC", value))
+    return rows
+
+
+def rows_for(
+    backend: Backend, data_dir: Path, encoder: Encoder | None = None, cache_dir: Path | None = DEFAULT_CACHE
+) -> list[EvalRow]:
+    """The rows of ``backend`` by its detector's name; ``encoder`` (MiniLM by default) picks relevance negatives."""
+    name = backend.detector.name
+    if name == "relevance":
+        return relevance_rows(backend, data_dir, encoder or SentenceTransformerEncoder(), cache_dir)
+    if name == "toxicity":
+        return toxicity_rows(backend, data_dir)
+    return hallucination_rows(backend, data_dir)
+
+
 def merge(head_rows: Sequence[EvalRow], extra: Sequence[EvalRow]) -> list[EvalRow]:
     """``head_rows`` with each extra row right after the head's row on the same dev set and metric; the rest last."""
     pending: dict[tuple[str, str, str], list[EvalRow]] = {}
@@ -205,9 +273,7 @@ def with_backend_rows(
     extra: list[EvalRow] = []
     for backend in backends:
         report(f"evaluating {backend.label} ...")
-        if backend.detector.name == "relevance":
-            encoder = encoder or SentenceTransformerEncoder()
-            extra.extend(relevance_rows(backend, data_dir, encoder, cache_dir))
-        else:
-            extra.extend(hallucination_rows(backend, data_dir))
+        if encoder is None and backend.detector.name == "relevance":
+            encoder = SentenceTransformerEncoder()  # one for every relevance backend
+        extra.extend(rows_for(backend, data_dir, encoder, cache_dir))
     return merge(head_rows, extra)

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from agent.cascade import Cascade, build_cascade
 from agent.config_scoring import ScoringSettings
 from agent.types import Message, Sample
@@ -26,8 +24,6 @@ from detectors.types import Batch, Detector, Encoder, Scorable, Score, TextField
 from evaluators import backend_eval
 from evaluators.heads import DEFAULT_CACHE
 from evaluators.quality import EvalRow
-from evaluators.training import toxicity as tox
-from evaluators.training.toxicity_probes import identity_templates, swap_identities
 
 CASCADED: tuple[str, ...] = ("toxicity", "relevance", "hallucination")
 """Detectors ``lookout eval --cascade`` measures (the ones with a fast twin and a head row in ``lookout eval``)."""
@@ -116,40 +112,7 @@ def cascade_rows(
     for name, det in detectors.items():
         label = f"{name} (cascade)"
         report(f"evaluating {label} ...")
-        backend = backend_eval.Backend(label, det)
-        if name == "relevance":
-            rows.extend(backend_eval.relevance_rows(backend, data_dir, encoder, cache_dir))
-        elif name == "hallucination":
-            rows.extend(backend_eval.hallucination_rows(backend, data_dir))
-        else:
-            rows.extend(toxicity_rows(backend, data_dir))
-    return rows
-
-
-def toxicity_rows(backend: backend_eval.Backend, data_dir: Path) -> list[EvalRow]:
-    """AUC on the toxicity head's held-out sets, labelled as its rows; each text is scored as a response.
-
-    The sets: wiki held-out half (and with identity terms swapped), the identity templates, ToxiGen seeds, Davidson.
-    """
-    wiki = [e for e in tox.load_wiki(data_dir) if e.held_out]
-    templates = identity_templates("eval")
-    seeds = tox.load_toxigen(data_dir)
-    davidson = [e for e in tox.load_davidson(data_dir) if e.held_out]
-    groups = len({s.group for s in seeds})
-    sets: list[tuple[str, list[str], list[int]]] = [
-        (tox.WIKI_SET.format(n=len(wiki)), [e.text for e in wiki], [e.label for e in wiki]),
-        (tox.SWAPPED_SET.format(n=len(wiki)), [swap_identities(e.text) for e in wiki], [e.label for e in wiki]),
-        (tox.TEMPLATES_SET.format(n=len(templates)), [t for t, _ in templates], [label for _, label in templates]),
-        (tox.TOXIGEN_SET.format(groups=groups, n=len(seeds)), [s.text for s in seeds], [s.label for s in seeds]),
-        (tox.DAVIDSON_SET.format(n=len(davidson)), [e.text for e in davidson], [e.label for e in davidson]),
-    ]
-    rows = []
-    for dataset, texts, labels in sets:
-        if not texts:
-            continue
-        p = backend_eval.detector_scores(backend.detector, [backend_eval.Record("", t) for t in texts])
-        auc, _ = backend_eval.auc(np.asarray(labels, dtype=np.int_), p)
-        rows.append(EvalRow(backend.label, dataset, "AUC", auc))
+        rows.extend(backend_eval.rows_for(backend_eval.Backend(label, det), data_dir, encoder, cache_dir))
     return rows
 
 

@@ -349,7 +349,8 @@ as readily as the claim itself.
 - ToxiGen seeds, group-held-out, ≥ 70 % of hateful statements flagged with ≤ 5 % of benign ones: not reached
   (see (f)); the best linear head on this embedding flags about 60 % at 5 % (about 68 % with an earlier MiniLM
   layer beside it, trained on the seeds alone), and no variant that flagged more than about 30 % kept the guarded
-  rows. Reaching 70 % with them kept needs a stronger encoder (a fine-tuned toxicity model), not offline here.
+  rows. Reaching 70 % with them kept needs a stronger encoder (a fine-tuned toxicity model), not offline here;
+  `lookout eval --backend toxicity=PATH` measures a detoxify checkpoint on these rows once one is on disk.
 - Functional suites toward 75 %: (e) is at its previous level (0.750); its implicit-hate row is still 0 of
   10. (d) fell from 0.646 to 0.604: "Immigrants are a plague on this country." and "You'd better watch your
   back, I know where you live." scored 0.52 with the 2026-11-27 version and 0.49 with this one (the pooled

@@ -7,15 +7,24 @@ loading, not quality.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from tiny_data import write_public_data, write_toxicity_data
 
+from agent.cli import main
 from detectors.detoxify_backend import DetoxifyToxicity, file_sha256, read_checkpoint
-from detectors.testing import Record
+from detectors.head import HEADS_DIR, LogisticHead
+from detectors.testing import HashingEncoder, Record
+from detectors.toxicity import ProfanityCheckModel
 from detectors.types import Batch, Detector
+from evaluators import backend_eval
+from evaluators.training import toxicity as tox
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -198,3 +207,83 @@ class TestDetoxifyToxicity:
         """A config directory that does not exist fails at construction, naming it."""
         with pytest.raises(FileNotFoundError, match="missing-dir"):
             DetoxifyToxicity(tiny.checkpoint, tmp_path / "missing-dir")
+
+
+class TestEvalBackend:
+    """`lookout eval --backend toxicity=PATH`: a detoxify checkpoint on the toxicity head's dev sets."""
+
+    @pytest.fixture
+    def model_dir(self, tiny: Tiny) -> Path:
+        """The base model's config and tokenizer with the checkpoint beside them, as a site keeps one."""
+        shutil.copy(tiny.checkpoint, tiny.config_dir / tiny.checkpoint.name)
+        return tiny.config_dir
+
+    def test_a_directory_or_the_file_names_the_checkpoint(self, model_dir: Path) -> None:
+        """The directory's one .ckpt, or the file itself; its directory holds the config and tokenizer."""
+        for spec in (f"toxicity={model_dir}", f"toxicity={model_dir / 'toxic_tiny.ckpt'}"):
+            (backend,) = backend_eval.load_backends([spec], device="cpu")
+            assert backend.label == "toxicity (detoxify toxic_tiny.ckpt)"
+            assert isinstance(backend.detector, DetoxifyToxicity)
+            assert backend.detector.config_dir == model_dir
+
+    @pytest.mark.parametrize(("copies", "found"), [(0, "none"), (2, "a.ckpt, b.ckpt")])
+    def test_a_directory_needs_exactly_one_checkpoint(
+        self, model_dir: Path, tmp_path: Path, copies: int, found: str
+    ) -> None:
+        """No checkpoint or two in the directory: a one-line error naming what it found."""
+        folder = tmp_path / "models"
+        folder.mkdir()
+        for name in ("a.ckpt", "b.ckpt")[:copies]:
+            shutil.copy(model_dir / "toxic_tiny.ckpt", folder / name)
+        with pytest.raises(ValueError, match=f"must hold one .ckpt file \\(found {found}\\); name the file"):
+            backend_eval.load_backends([f"toxicity={folder}"], device="cpu")
+
+    def test_a_missing_path_is_named(self, tmp_path: Path) -> None:
+        """A path that does not exist fails before anything runs."""
+        with pytest.raises(FileNotFoundError, match="nowhere not found"):
+            backend_eval.load_backends([f"toxicity={tmp_path / 'nowhere'}"], device="cpu")
+
+    def test_without_the_detoxify_extra_it_says_what_to_install(
+        self, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without detoxify installed the option fails at once with the install line, not after the head's rows."""
+        real = importlib.util.find_spec
+        monkeypatch.setattr(
+            importlib.util, "find_spec", lambda name, *a: None if name == "detoxify" else real(name, *a)
+        )
+        with pytest.raises(ValueError, match=r"needs the detoxify extra: pip install 'llm-lookout\[detoxify\]'"):
+            backend_eval.load_backends([f"toxicity={model_dir}"], device="cpu")
+
+    def test_rows_follow_the_heads_rows_on_the_same_sets(self, model_dir: Path, tmp_path: Path) -> None:
+        """One AUC row per held-out set, each right after the head's AUC row on that set, scores from the model."""
+        data = write_toxicity_data(tmp_path / "datasets")
+        head = LogisticHead.load(HEADS_DIR / "toxicity.json")
+        encoder = HashingEncoder(dim=len(head.coef) - 1)
+        head_rows = tox._evaluate_with(head, data, encoder, None, ProfanityCheckModel())
+        backends = backend_eval.load_backends([f"toxicity={model_dir}"], device="cpu")
+        lines: list[str] = []
+        rows = backend_eval.with_backend_rows(head_rows, backends, data, report=lines.append, cache_dir=None)
+        extra = [r for r in rows if r not in head_rows]
+        assert lines == ["evaluating toxicity (detoxify toxic_tiny.ckpt) ..."]
+        assert [r for r in rows if r in head_rows] == head_rows
+        assert [r.dataset.split(" ")[0] for r in extra] == ["wiki_toxicity_dev", "wiki", "identity", "toxigen_seeds",
+                                                            "davidson_hate_offensive"]  # fmt: skip
+        for row in extra:
+            before = rows[rows.index(row) - 1]
+            assert (before.detector, before.dataset, before.metric) == ("toxicity", row.dataset, "AUC")
+            assert row.metric == "AUC" and row.baseline is None and 0.0 <= row.lookout <= 1.0
+        seeds = tox.load_toxigen(data)
+        model = backends[0].detector
+        p = backend_eval.detector_scores(model, [backend_eval.Record("", s.text) for s in seeds])
+        toxigen = next(r for r in extra if r.dataset.startswith("toxigen_seeds"))
+        assert toxigen.lookout == pytest.approx(backend_eval.auc(np.asarray([s.label for s in seeds]), p)[0])
+
+    def test_cli_prints_the_models_rows(
+        self, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`lookout eval --only toxicity --backend toxicity=DIR` prints the model's rows in the table."""
+        data = write_toxicity_data(write_public_data(tmp_path / "datasets"))
+        code = main(["eval", "--data", str(data), "--only", "toxicity", "--json", "--backend", f"toxicity={model_dir}"])
+        assert code == 0
+        out = capsys.readouterr().out
+        assert out.count('"detector": "toxicity (detoxify toxic_tiny.ckpt)"') == 5

@@ -477,7 +477,7 @@ class TestBackendEval:
         ("spec", "error", "message"),
         [
             ("relevance", ValueError, "expected NAME=DIR"),
-            ("toxicity=/m", ValueError, "unknown detector 'toxicity'; valid: relevance, hallucination"),
+            ("refusal=/m", ValueError, "unknown detector 'refusal'; valid: relevance, hallucination, toxicity"),
             ("hallucination=/no/such/dir", FileNotFoundError, "never downloaded"),
         ],
     )
