@@ -4,10 +4,9 @@
 :class:`~detectors.expensive.NliHallucination` (the expensive tier), ``toxicity=PATH``
 :class:`~detectors.detoxify_backend.DetoxifyToxicity` (a detoxify checkpoint: the ``.ckpt`` file, or a directory
 holding one, beside the base model's ``config.json`` and tokenizer files), on the same held-out sets as the head's
-rows of
-``lookout eval`` (same split, same negatives: the relevance pairs' hard negatives are chosen with MiniLM, as
-for the head) and with the threshold-free metrics only (AUC; MAP and MRR on WikiQA): a site's model need not
-put its decision point at 0.5. Each row is labelled ``<detector> (<kind> <dir name>)`` and printed right
+rows of ``lookout eval`` (same split, same negatives: the relevance pairs' hard negatives are chosen with MiniLM,
+as for the head) and with the threshold-free metrics only (AUC; MAP and MRR on WikiQA): a site's model need not
+put its decision point at 0.5. Each row is labelled ``<detector> (<kind> <dir or .ckpt name>)`` and printed right
 after the head's row on the same dev set and metric; its baseline column is empty (the head's row has it).
 Records the model does not score (blank prompt or response, no context) are left out, as for the head.
 
