@@ -1,6 +1,6 @@
-"""The detoxify backend: offline loading of a checkpoint in detoxify's own format, and scoring.
+"""The detoxify backend: offline loading of a detoxify checkpoint, scoring, and `lookout eval --backend toxicity`.
 
-Every checkpoint here is a tiny BERT (hidden 32, 2 layers) with random weights: random weights: tests
+Every checkpoint here is a tiny BERT (hidden 32, 2 layers) with random weights: tests
 loading, not quality.
 """
 
@@ -281,7 +281,7 @@ class TestEvalBackend:
     def test_cli_prints_the_models_rows(
         self, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """`lookout eval --only toxicity --backend toxicity=DIR` prints the model's rows in the table."""
+        """`lookout eval --only toxicity --backend toxicity=DIR --json` prints the model's five rows."""
         data = write_toxicity_data(write_public_data(tmp_path / "datasets"))
         code = main(["eval", "--data", str(data), "--only", "toxicity", "--json", "--backend", f"toxicity={model_dir}"])
         assert code == 0
